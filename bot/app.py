@@ -1,0 +1,475 @@
+"""The bot: our own sync loop, and what each event does.
+
+Rules:
+- A sync batch is handled in one transaction (group commit). Each event runs inside a savepoint,
+  records its event ID as handled, and queues its replies in the outbox; the batch's
+  `next_batch` token is written last in the same transaction. A crash anywhere therefore leaves
+  either nothing or everything of a batch, and the replayed batch skips what is handled.
+- Nothing is sent before the commit: the outbox sends afterwards.
+- History from before the bot's own join of a room is never acted on.
+- An event's time is its `origin_server_ts` clamped to [the bot's join, receipt].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    InviteMemberEvent,
+    JoinError,
+    RoomMessagesError,
+    RoomMessagesResponse,
+    SyncError,
+    SyncResponse,
+)
+
+from bot.clock import now_ms
+from bot.config import Config
+from bot.outbox import Outbox, txn_id
+from bot.roomstate import RoomState
+from bot.session import NETWORK_ERRORS
+from bot.storage import Storage, Tx
+from commands.context import Context
+from commands.declare import REGISTRY
+from commands.dispatch import dispatch, is_command
+from commands.events import command_text, edited_event, thread_root
+from commands.render import Reply, message_content, seq
+
+log = logging.getLogger("commons")
+
+SYNC_TIMEOUT_MS = 30_000
+# Timeline events per room in one sync (Synapse caps filters at 100); more are paged back.
+TIMELINE_LIMIT = 100
+MAX_BACKFILL_PAGES = 50
+SYNC_FILTER: dict[str, Any] = {
+    "room": {"timeline": {"limit": TIMELINE_LIMIT}, "state": {"lazy_load_members": False}},
+    "presence": {"types": []},
+    "account_data": {"types": []},
+}
+
+WELCOME = (
+    "Hello! I'm Commons. I keep this room's public ledger of kudos, proposals, votes and action "
+    "calls: its entries are permanent and anyone here can read and verify them. "
+    "Send {p}optout to stay out of scoring, or {p}help for the commands."
+)
+ENCRYPTED_NOTICE = (
+    "This room is encrypted and I can't read encrypted messages yet, so I won't see commands "
+    "here. Please use Commons in an unencrypted room."
+)
+EDITED = "I don't run edited commands again; please send the corrected command as a new message."
+EXPIRED = (
+    "This command arrived {age} after it was sent (I was away), which is more than "
+    "{limit}, so I didn't run it; please send it again."
+)
+CRASHED = "Something went wrong on my side (ref {ref}). Nothing was changed; please try again."
+
+
+class FatalError(Exception):
+    """The bot can't go on (revoked token, bad credentials); the message says why."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One timeline event, with the time it was received."""
+
+    room_id: str
+    source: Mapping[str, Any]
+    received_ms: int
+
+    @property
+    def event_id(self) -> str:
+        return str(self.source.get("event_id", ""))
+
+    @property
+    def sender(self) -> str:
+        return str(self.source.get("sender", ""))
+
+    @property
+    def type(self) -> str:
+        return str(self.source.get("type", ""))
+
+    @property
+    def content(self) -> Mapping[str, Any]:
+        content = self.source.get("content")
+        return content if isinstance(content, Mapping) else {}
+
+    @property
+    def origin_ts(self) -> int:
+        ts = self.source.get("origin_server_ts")
+        return ts if isinstance(ts, int) else self.received_ms
+
+
+class NioRoomView:
+    """`commands.context.RoomView` over the state we keep from sync (no network calls)."""
+
+    def __init__(self, state: RoomState) -> None:
+        self._state = state
+
+    async def members(self) -> Mapping[str, str | None]:
+        return dict(self._state.members)
+
+    async def power_level(self, user_id: str) -> int:
+        return self._state.level_of(user_id)
+
+
+def event_time(origin_ts: int, joined_ts: int, received_ms: int) -> int:
+    """The time model: the sender's clock, trusted only within [our join, our receipt]."""
+    return max(joined_ts, min(origin_ts, received_ms))
+
+
+def _format_age(ms: int) -> str:
+    hours = ms // 3_600_000
+    if hours >= 48:
+        return f"{hours // 24} days"
+    if hours >= 1:
+        return f"{hours} h"
+    return f"{max(ms // 60_000, 1)} min"
+
+
+class Bot:
+    def __init__(self, config: Config, storage: Storage, client: AsyncClient) -> None:
+        self.config = config
+        self.storage = storage
+        self.client = client
+        self.user_id = config.matrix.user_id
+        self.prefix = config.bot.command_prefix
+        self.outbox = Outbox(storage, client)
+        self.rooms: dict[str, RoomState] = {}
+        self.registry = REGISTRY
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._error_refs = 0
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self.outbox.run(), name="outbox")
+        try:
+            await self._sync_loop()
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _sync_loop(self) -> None:
+        since = await self.storage.get_kv("sync.next_batch")
+        first = True
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                # The first sync after start asks for the full state, so our room state is
+                # complete without any store; later ones long-poll.
+                resp: Any = await self.client.sync(
+                    timeout=0 if first else SYNC_TIMEOUT_MS,
+                    since=since,
+                    full_state=first or None,
+                    sync_filter=SYNC_FILTER,
+                )
+            except NETWORK_ERRORS as exc:
+                resp = exc
+            if isinstance(resp, SyncResponse):
+                await self.handle_sync(resp, initial=since is None)
+                since = resp.next_batch
+                first = False
+                delay = 1.0
+                self.outbox.wake()
+                if not self.ready.is_set():
+                    self.ready.set()
+                    log.info("ready")
+                continue
+            if isinstance(resp, SyncError) and resp.status_code in ("M_UNKNOWN_TOKEN",):
+                async with self.storage.write() as tx:
+                    for key in ("session.access_token", "session.device_id"):
+                        await tx.delete_kv(key)
+                raise FatalError(
+                    "the homeserver rejected the access token (M_UNKNOWN_TOKEN): it was revoked "
+                    "or expired. Set a new matrix.access_token, or restart to log in again "
+                    "with the password."
+                )
+            if isinstance(resp, SyncError) and resp.status_code == "M_FORBIDDEN":
+                raise FatalError(f"the homeserver refused to sync (M_FORBIDDEN: {resp.message})")
+            # Server down or erroring: back off with jitter, capped, so a dead server sees a
+            # bounded request rate instead of a hot loop.
+            log.warning("sync failed (%s); retrying in about %.0fs", _describe(resp), delay)
+            try:
+                await asyncio.wait_for(
+                    self._stop.wait(),
+                    delay * (0.5 + random.random()),  # noqa: S311 (jitter)
+                )
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 60.0)
+
+    # -- one sync batch -------------------------------------------------------------------
+
+    async def handle_sync(self, resp: SyncResponse, *, initial: bool) -> None:
+        received = now_ms()
+        for room_id, invite in resp.rooms.invite.items():
+            await self._consider_invite(room_id, invite.invite_state)
+
+        batches: list[tuple[str, list[Mapping[str, Any]], list[Mapping[str, Any]], bool]] = []
+        for room_id, info in resp.rooms.join.items():
+            state_events = [e.source for e in info.state]
+            timeline = [e.source for e in info.timeline.events]
+            state = self.rooms.setdefault(room_id, RoomState(room_id))
+            for ev in state_events:
+                state.apply(ev)
+            if info.timeline.limited and info.timeline.prev_batch:
+                older = await self._backfill(room_id, info.timeline.prev_batch)
+                timeline = older + timeline
+            batches.append((room_id, state_events, timeline, info.timeline.limited))
+
+        async with self.storage.write() as tx:
+            for room_id, state_events, timeline, _limited in batches:
+                await self._handle_room(tx, room_id, state_events, timeline, received, initial)
+            for room_id in resp.rooms.leave:
+                if await tx.get_room(room_id):
+                    await tx.mark_left(room_id, received)
+                self.rooms.pop(room_id, None)
+            # Written last, in the same transaction as the effects: never ahead of them.
+            await tx.set_kv("sync.next_batch", resp.next_batch)
+
+    async def _backfill(self, room_id: str, token: str) -> list[Mapping[str, Any]]:
+        """Events before a limited timeline, back to what we already handled or our join."""
+        async with self.storage.read() as tx:
+            room = await tx.get_room(room_id)
+        if room is None:
+            return []  # a room we just joined: what came before the join is history
+        older: list[Mapping[str, Any]] = []
+        for _ in range(MAX_BACKFILL_PAGES):
+            resp = await self.client.room_messages(room_id, start=token, limit=100)
+            if isinstance(resp, RoomMessagesError) or not isinstance(resp, RoomMessagesResponse):
+                log.warning("could not page back in %s: %s", room_id, resp)
+                break
+            stop = False
+            for event in resp.chunk:
+                src = event.source
+                if src.get("event_id") == room.join_event or _ts(src) < room.joined_ts:
+                    stop = True
+                    break
+                async with self.storage.read() as tx:
+                    if await tx.is_handled(str(src.get("event_id"))):
+                        stop = True
+                        break
+                older.append(src)
+            if stop or not resp.chunk or not resp.end or resp.end == token:
+                break
+            token = resp.end
+        older.reverse()
+        log.info("paged back %d events in %s", len(older), room_id)
+        return older
+
+    async def _handle_room(
+        self,
+        tx: Tx,
+        room_id: str,
+        state_events: list[Mapping[str, Any]],
+        timeline: list[Mapping[str, Any]],
+        received: int,
+        initial: bool,
+    ) -> None:
+        state = self.rooms.setdefault(room_id, RoomState(room_id))
+        room = await tx.get_room(room_id)
+        start = 0
+        if room is None or room.left_ts is not None:
+            start = await self._joined(tx, state, state_events, timeline, received, initial)
+            room = await tx.get_room(room_id)
+        assert room is not None  # noqa: S101 (added just above)
+        for ev in timeline[start:]:
+            state.apply(ev)
+            await self._handle_event(tx, Incoming(room_id, ev, received), room.joined_ts, state)
+        if state.encrypted and not room.encrypted_notice:
+            await tx.mark_encrypted_notice(room_id)
+            await self._notice(tx, room_id, f"encrypted:{room_id}", ENCRYPTED_NOTICE, received)
+
+    async def _joined(
+        self,
+        tx: Tx,
+        state: RoomState,
+        state_events: list[Mapping[str, Any]],
+        timeline: list[Mapping[str, Any]],
+        received: int,
+        initial: bool,
+    ) -> int:
+        """Record a room we are (newly) in; return where its timeline stops being history."""
+        join_at = _own_join(timeline, self.user_id)
+        join_event: Mapping[str, Any] | None
+        if join_at is not None:
+            join_event, start = timeline[join_at], join_at + 1
+        else:
+            join_event, start = _own_join_event(state_events, self.user_id), 0
+            if initial or join_event is None:
+                # We were in this room before this database existed: all of it is history.
+                start = len(timeline)
+        joined_ts = _ts(join_event) if join_event else received
+        join_id = str(join_event["event_id"]) if join_event else None
+        await tx.add_room(state.room_id, joined_ts, join_id)
+        for ev in timeline[:start]:
+            state.apply(ev)
+        # In an encrypted room the welcome would be unreadable noise: the encryption notice
+        # says what matters there. A room found on the first sync of a new database is not a
+        # new join, so it gets no welcome either.
+        if join_id is not None and not (initial and join_at is None) and not state.encrypted:
+            await self._welcome(tx, state.room_id, join_id, received)
+        return start
+
+    async def _welcome(self, tx: Tx, room_id: str, source: str, now: int) -> None:
+        await self._notice(tx, room_id, source, WELCOME.format(p=self.prefix), now)
+
+    async def _notice(self, tx: Tx, room_id: str, source: str, text: str, now: int) -> None:
+        content = message_content(Reply(seq(text), as_reply=False))
+        await tx.enqueue(room_id, txn_id(source), "m.room.message", content, now)
+
+    # -- one event ------------------------------------------------------------------------
+
+    async def _handle_event(self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState) -> None:
+        if ev.sender == self.user_id or not ev.event_id:
+            return
+        if await tx.is_handled(ev.event_id):
+            return
+        # Every other event is recorded, so paging back after downtime stops where we were.
+        kind = await self._event_effects(tx, ev, joined_ts, state)
+        await tx.mark_handled(ev.event_id, ev.room_id, ev.sender, kind, ev.received_ms)
+
+    async def _event_effects(self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState) -> str:
+        """Do what the event asks; return how to record it in handled_events."""
+        if ev.type != "m.room.message" or ev.content.get("msgtype") == "m.notice":
+            return "event"  # other bots' notices are never commands
+        original = edited_event(ev.content)
+        if original is not None:
+            return await self._handle_edit(tx, ev, original)
+        text = command_text(ev.content)
+        if not is_command(text, self.prefix):
+            return "event"
+        ts = event_time(ev.origin_ts, joined_ts, ev.received_ms)
+        limit = self.config.bot.max_command_age_ms
+        if ev.received_ms - ts > limit:
+            await tx.add_expired(ev.event_id, ev.room_id, ev.sender, ts, ev.received_ms)
+            message = EXPIRED.format(
+                age=_format_age(ev.received_ms - ts), limit=_format_age(limit)
+            )
+            await self._reply(tx, ev, Reply(seq(message)))
+            return "expired"
+        ctx = Context(
+            room_id=ev.room_id,
+            sender=ev.sender,
+            event_id=ev.event_id,
+            event_ts=ts,
+            now_ms=ev.received_ms,
+            prefix=self.prefix,
+            bot_user_id=self.user_id,
+            room=NioRoomView(state),
+            registry=self.registry,
+        )
+        try:
+            async with tx.savepoint():
+                reply = await dispatch(ctx, text)
+                if reply is not None:
+                    await self._reply(tx, ev, reply)
+        except Exception:
+            # The savepoint undid the handler's writes; answer with a reference to the log.
+            self._error_refs += 1
+            ref = f"{ev.received_ms % 100000:05d}-{self._error_refs}"
+            log.exception("handler failed on %s in %s (ref %s)", ev.event_id, ev.room_id, ref)
+            await self._reply(tx, ev, Reply(seq(CRASHED.format(ref=ref))))
+        return "command"
+
+    async def _handle_edit(self, tx: Tx, ev: Incoming, original: str) -> str:
+        before = await tx.handled_event(original)
+        if before is not None and before.sender != ev.sender:
+            return "event"  # someone else's "edit" is not an edit at all
+        new_content = ev.content.get("m.new_content")
+        new_text = command_text(new_content) if isinstance(new_content, Mapping) else ""
+        was_command = before is not None and before.kind in ("command", "expired")
+        if not was_command and not is_command(new_text, self.prefix):
+            return "event"
+        await self._reply(tx, ev, Reply(seq(EDITED)))
+        return "edit"
+
+    async def _reply(self, tx: Tx, ev: Incoming, reply: Reply, index: int = 0) -> None:
+        content = message_content(
+            reply, in_reply_to=ev.event_id, thread_root=thread_root(ev.content)
+        )
+        await tx.enqueue(
+            ev.room_id, txn_id(ev.event_id, index), "m.room.message", content, ev.received_ms
+        )
+
+    # -- invites --------------------------------------------------------------------------
+
+    async def _consider_invite(self, room_id: str, invite_state: Iterable[Any]) -> None:
+        # nio strips `content` from the sources of invite-state events, so read its fields.
+        inviter = None
+        for ev in invite_state:
+            if (
+                isinstance(ev, InviteMemberEvent)
+                and ev.state_key == self.user_id
+                and ev.membership == "invite"
+            ):
+                inviter = ev.sender
+        if not inviter:
+            return
+        reason = await self._invite_refusal(inviter)
+        if reason:
+            log.info("ignored the invite to %s from %s: %s", room_id, inviter, reason)
+            return
+        resp = await self.client.join(room_id)
+        if isinstance(resp, JoinError):
+            log.warning("could not join %s (invited by %s): %s", room_id, inviter, resp.message)
+        else:
+            log.info("joined %s, invited by %s", room_id, inviter)
+
+    async def _invite_refusal(self, inviter: str) -> str | None:
+        invites = self.config.invites
+        if not invites.may_invite(inviter):
+            if invites.allowed_users:
+                return "the inviter is not in invites.allowed_users"
+            return f"the server {inviter.partition(':')[2]} is not in invites.allowed_servers"
+        rows = await self.storage.query("SELECT count(*) FROM rooms WHERE left_ts IS NULL")
+        if rows[0][0] >= invites.max_rooms:
+            return f"already in {invites.max_rooms} rooms (invites.max_rooms)"
+        return None
+
+
+def _ts(event: Mapping[str, Any]) -> int:
+    ts = event.get("origin_server_ts")
+    return ts if isinstance(ts, int) else 0
+
+
+def _is_own_join(event: Mapping[str, Any], user_id: str) -> bool:
+    content = event.get("content")
+    return (
+        event.get("type") == "m.room.member"
+        and event.get("state_key") == user_id
+        and isinstance(content, Mapping)
+        and content.get("membership") == "join"
+    )
+
+
+def _own_join(timeline: list[Mapping[str, Any]], user_id: str) -> int | None:
+    """Index of the last join of ours in the timeline (a re-join counts from the new join)."""
+    found = None
+    for i, ev in enumerate(timeline):
+        if _is_own_join(ev, user_id):
+            found = i
+    return found
+
+
+def _own_join_event(state: list[Mapping[str, Any]], user_id: str) -> Mapping[str, Any] | None:
+    for ev in state:
+        if _is_own_join(ev, user_id):
+            return ev
+    return None
+
+
+def _describe(resp: object) -> str:
+    if isinstance(resp, SyncError):
+        return f"{resp.status_code}: {resp.message}"
+    return repr(resp)

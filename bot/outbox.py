@@ -1,0 +1,109 @@
+"""Sending what the outbox holds, after the transaction that wrote it has committed.
+
+Each row carries a transaction ID derived from the event that caused it, so a row sent just
+before a crash and sent again at the next start is dropped by the homeserver's own
+de-duplication instead of appearing twice. Rows go out in order per room; a 429 is waited out
+for as long as the server asks (`retry_after_ms`), a network failure is retried with capped
+backoff, and a permanent refusal (the bot was kicked, the room is gone) is recorded and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from typing import Any
+
+from nio import AsyncClient, RoomSendError, RoomSendResponse
+
+from bot.clock import now_ms
+from bot.session import NETWORK_ERRORS
+from bot.storage import OutboxRow, Storage
+
+log = logging.getLogger(__name__)
+
+_PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE"}
+# Other error answers (a 500, say) are retried this many times before the message is dropped;
+# network failures are retried for as long as it takes, because the server is just down.
+_MAX_ERROR_ATTEMPTS = 8
+
+
+def txn_id(source: str, index: int = 0) -> str:
+    """A transaction ID that is the same every time the same source produces the same message."""
+    digest = hashlib.sha256(f"{source}\x00{index}".encode()).hexdigest()
+    return f"commons.{digest[:40]}"
+
+
+class Outbox:
+    def __init__(self, storage: Storage, client: AsyncClient) -> None:
+        self._storage = storage
+        self._client = client
+        self._wake = asyncio.Event()
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Hand pending rows to one worker per room; runs until cancelled."""
+        try:
+            while True:
+                self._wake.clear()
+                for row in await self._storage.pending_outbox():
+                    task = self._workers.get(row.room_id)
+                    if task is None or task.done():
+                        self._workers[row.room_id] = asyncio.create_task(
+                            self._room_worker(row.room_id), name=f"outbox {row.room_id}"
+                        )
+                await self._wake.wait()
+        finally:
+            for task in self._workers.values():
+                task.cancel()
+
+    async def _room_worker(self, room_id: str) -> None:
+        while True:
+            rows = [r for r in await self._storage.pending_outbox() if r.room_id == room_id]
+            if not rows:
+                return
+            for row in rows:
+                await self._send(row)
+
+    async def _send(self, row: OutboxRow) -> None:
+        delay = 1.0
+        errors = 0
+        while True:
+            try:
+                resp: Any = await self._client.room_send(
+                    row.room_id,
+                    row.event_type,
+                    row.content,
+                    tx_id=row.txn_id,
+                    ignore_unverified_devices=True,
+                )
+            except NETWORK_ERRORS as exc:
+                resp = exc
+            if isinstance(resp, RoomSendResponse):
+                await self._storage.mark_sent(row.id, resp.event_id, now_ms())
+                self.sent += 1
+                return
+            if isinstance(resp, RoomSendError):
+                if resp.status_code == "M_LIMIT_EXCEEDED":
+                    wait = (resp.retry_after_ms or 1000) / 1000
+                    log.info("rate limited in %s; waiting %.1fs", row.room_id, wait)
+                    await asyncio.sleep(wait)
+                    continue
+                errors += 1
+                if resp.status_code in _PERMANENT or errors >= _MAX_ERROR_ATTEMPTS:
+                    log.warning(
+                        "could not send to %s (%s: %s); dropping that message",
+                        row.room_id,
+                        resp.status_code,
+                        resp.message,
+                    )
+                    await self._storage.mark_failed(row.id, f"{resp.status_code}: {resp.message}")
+                    return
+            log.warning("sending to %s failed (%s); retrying in %.0fs", row.room_id, resp, delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 (jitter)
+            delay = min(delay * 2, 60.0)

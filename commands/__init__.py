@@ -1,0 +1,1 @@
+"""Commons chat interface: command declarations, parsing, handlers and rendering. No I/O."""

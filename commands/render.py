@@ -1,0 +1,198 @@
+"""Rendering of bot messages: one tree of fragments gives both the plain `body` and the HTML
+`formatted_body`, and every piece of user text is escaped on the way to HTML.
+
+Nothing here pings anyone: user links carry no mention (the `m.mentions` of an event is decided by
+the Reply, not by its text), and names that must never ping (leaderboards) are rendered with an
+invisible separator so that old clients matching on names don't highlight them either.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Union
+from urllib.parse import quote
+
+# U+2063 INVISIBLE SEPARATOR: keeps a name readable but unmatched by name-based highlight rules.
+NO_PING = "\u2063"
+
+
+@dataclass(frozen=True)
+class Bold:
+    parts: tuple[Fragment, ...]
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+@dataclass(frozen=True)
+class Italic:
+    parts: tuple[Fragment, ...]
+
+
+@dataclass(frozen=True)
+class UserLink:
+    """A Matrix ID as a matrix.to link; `quiet` breaks its text so no client highlights it."""
+
+    user_id: str
+    quiet: bool = True
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Lines separated by line breaks."""
+
+    lines: tuple[Fragment, ...]
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[Fragment, ...]
+
+
+@dataclass(frozen=True)
+class Seq:
+    parts: tuple[Fragment, ...] = field(default_factory=tuple)
+
+
+Fragment = Union[str, Bold, Code, Italic, UserLink, Lines, Bullets, Seq]  # noqa: UP007
+
+
+def seq(*parts: Fragment) -> Seq:
+    return Seq(tuple(parts))
+
+
+def bold(*parts: Fragment) -> Bold:
+    return Bold(tuple(parts))
+
+
+def code(text: str) -> Code:
+    return Code(text)
+
+
+def italic(*parts: Fragment) -> Italic:
+    return Italic(tuple(parts))
+
+
+def lines(items: Iterable[Fragment]) -> Lines:
+    return Lines(tuple(items))
+
+
+def bullets(items: Iterable[Fragment]) -> Bullets:
+    return Bullets(tuple(items))
+
+
+def user(user_id: str, *, quiet: bool = True) -> UserLink:
+    return UserLink(user_id, quiet)
+
+
+def _quiet(text: str) -> str:
+    # Put the separator after the sigil and the first character: the ID stays readable and
+    # copyable by eye, but no longer equals anyone's Matrix ID or display name.
+    return text[:2] + NO_PING + text[2:] if len(text) > 2 else text
+
+
+def to_plain(fragment: Fragment) -> str:
+    match fragment:
+        case str():
+            return fragment
+        case Seq(parts) | Bold(parts) | Italic(parts):
+            return "".join(to_plain(p) for p in parts)
+        case Code(text):
+            return text
+        case UserLink(user_id, quiet):
+            return _quiet(user_id) if quiet else user_id
+        case Lines(items):
+            return "\n".join(to_plain(i) for i in items)
+        case Bullets(items):
+            return "\n".join("• " + to_plain(i) for i in items)
+    raise TypeError(f"not a fragment: {fragment!r}")
+
+
+def to_html(fragment: Fragment) -> str:
+    match fragment:
+        case str():
+            return html.escape(fragment).replace("\n", "<br>")
+        case Seq(parts):
+            return "".join(to_html(p) for p in parts)
+        case Bold(parts):
+            return "<b>" + "".join(to_html(p) for p in parts) + "</b>"
+        case Italic(parts):
+            return "<i>" + "".join(to_html(p) for p in parts) + "</i>"
+        case Code(text):
+            return "<code>" + html.escape(text) + "</code>"
+        case UserLink(user_id, quiet):
+            href = "https://matrix.to/#/" + quote(user_id, safe="@:")
+            shown = _quiet(user_id) if quiet else user_id
+            return f'<a href="{html.escape(href)}">{html.escape(shown)}</a>'
+        case Lines(items):
+            return "<br>".join(to_html(i) for i in items)
+        case Bullets(items):
+            return "<ul>" + "".join("<li>" + to_html(i) + "</li>" for i in items) + "</ul>"
+    raise TypeError(f"not a fragment: {fragment!r}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a handler answers. The shell turns it into a Matrix event.
+
+    `ping` lists the Matrix IDs to mention (`m.mentions.user_ids`); a reply that pings is sent as
+    `m.text`, because clients never notify for `m.notice`.
+    """
+
+    body: Fragment
+    ping: tuple[str, ...] = ()
+    as_reply: bool = True
+
+
+# Synapse refuses events over 65,536 bytes; keep ours well below, envelope included.
+MAX_CONTENT_BYTES = 60_000
+
+
+def message_content(
+    reply: Reply, *, in_reply_to: str | None = None, thread_root: str | None = None
+) -> dict[str, object]:
+    """The content of the `m.room.message` event for `reply`."""
+    content: dict[str, object] = {
+        "msgtype": "m.text" if reply.ping else "m.notice",
+        "body": to_plain(reply.body),
+        "format": "org.matrix.custom.html",
+        "formatted_body": to_html(reply.body),
+        "m.mentions": {"user_ids": sorted(set(reply.ping))} if reply.ping else {},
+    }
+    relates: dict[str, object] = {}
+    is_reply = in_reply_to is not None and reply.as_reply
+    if thread_root is not None:
+        # Inside a thread the reply stays in the thread; `is_falling_back` false marks the
+        # in_reply_to as a real reply, not a fallback for clients without threads.
+        relates = {"rel_type": "m.thread", "event_id": thread_root}
+        relates["is_falling_back"] = not is_reply
+    if is_reply:
+        relates["m.in_reply_to"] = {"event_id": in_reply_to}
+    if relates:
+        content["m.relates_to"] = relates
+    return _fit(content)
+
+
+def _fit(content: dict[str, object]) -> dict[str, object]:
+    """A last guard: cut a too-long message instead of letting the server refuse it."""
+    size = len(json.dumps(content, ensure_ascii=False).encode())
+    if size <= MAX_CONTENT_BYTES:
+        return content
+    body = str(content["body"])
+    keep = max(0, len(body) - (size - MAX_CONTENT_BYTES) - 200) // 2
+    body = body[:keep] + "… (cut: too long for one message)"
+    return {**content, "body": body, "formatted_body": html.escape(body)}
+
+
+def join_fragments(parts: Sequence[Fragment], sep: str = ", ") -> Seq:
+    out: list[Fragment] = []
+    for i, p in enumerate(parts):
+        if i:
+            out.append(sep)
+        out.append(p)
+    return Seq(tuple(out))

@@ -1,0 +1,1 @@
+"""Commons pure core: ledger, hash chain, checkpoints, rules, tallies. No I/O, no clock."""
