@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from nio import (
     AsyncClient,
     InviteMemberEvent,
     JoinError,
+    RoomGetEventResponse,
     RoomMessagesError,
     RoomMessagesResponse,
     SyncError,
@@ -31,15 +33,17 @@ from nio import (
 
 from bot.clock import now_ms
 from bot.config import Config
-from bot.outbox import Outbox, txn_id
+from bot.outbox import EXPORT_JOB, Outbox, txn_id
 from bot.roomstate import RoomState
 from bot.session import NETWORK_ERRORS
-from bot.storage import Storage, Tx
-from commands.context import Context
+from bot.storage import SALT_BYTES, Storage, Tx
+from commands import kudos as kudos_commands
+from commands.context import Context, Services
 from commands.declare import REGISTRY
 from commands.dispatch import dispatch, is_command
-from commands.events import command_text, edited_event, thread_root
+from commands.events import command_text, edited_event, reply_target, thread_root
 from commands.render import Reply, message_content, seq
+from consensus.checkpoint import public_key_b64
 
 log = logging.getLogger("commons")
 
@@ -106,16 +110,29 @@ class Incoming:
 
 
 class NioRoomView:
-    """`commands.context.RoomView` over the state we keep from sync (no network calls)."""
+    """`commands.context.RoomView` over the state we keep from sync.
 
-    def __init__(self, state: RoomState) -> None:
+    Event senders come from the events we have seen; only an event older than that is fetched
+    from the homeserver.
+    """
+
+    def __init__(self, state: RoomState, client: AsyncClient | None) -> None:
         self._state = state
+        self._client = client
 
     async def members(self) -> Mapping[str, str | None]:
         return dict(self._state.members)
 
     async def power_level(self, user_id: str) -> int:
         return self._state.level_of(user_id)
+
+    async def event_sender(self, event_id: str) -> str | None:
+        sender = self._state.senders.get(event_id)
+        if sender is None and self._client is not None:
+            resp = await self._client.room_get_event(self._state.room_id, event_id)
+            if isinstance(resp, RoomGetEventResponse):
+                sender = resp.event.sender
+        return sender
 
 
 def event_time(origin_ts: int, joined_ts: int, received_ms: int) -> int:
@@ -133,8 +150,15 @@ def _format_age(ms: int) -> str:
 
 
 class Bot:
-    def __init__(self, config: Config, storage: Storage, client: AsyncClient) -> None:
+    def __init__(
+        self, config: Config, storage: Storage, client: AsyncClient, signing_key: bytes
+    ) -> None:
         self.config = config
+        self.services = Services(
+            new_salt=lambda: os.urandom(SALT_BYTES),
+            public_key=public_key_b64(signing_key),
+            signing_key=signing_key,
+        )
         self.storage = storage
         self.client = client
         self.user_id = config.matrix.user_id
@@ -285,6 +309,7 @@ class Bot:
         assert room is not None  # noqa: S101 (added just above)
         for ev in timeline[start:]:
             state.apply(ev)
+            state.remember(ev)
             await self._handle_event(tx, Incoming(room_id, ev, received), room.joined_ts, state)
         if state.encrypted and not room.encrypted_notice:
             await tx.mark_encrypted_notice(room_id)
@@ -314,12 +339,32 @@ class Bot:
         await tx.add_room(state.room_id, joined_ts, join_id)
         for ev in timeline[:start]:
             state.apply(ev)
+        await self._start_ledger(tx, state, joined_ts, join_id)
         # In an encrypted room the welcome would be unreadable noise: the encryption notice
         # says what matters there. A room found on the first sync of a new database is not a
         # new join, so it gets no welcome either.
         if join_id is not None and not (initial and join_at is None) and not state.encrypted:
             await self._welcome(tx, state.room_id, join_id, received)
         return start
+
+    async def _start_ledger(
+        self, tx: Tx, state: RoomState, joined_ts: int, join_id: str | None
+    ) -> None:
+        """A room's ledger starts once, with the config's starting rules; a re-join keeps it."""
+        if await tx.ledger_head(state.room_id) is None:
+            rules = self.config.starting_rules()
+            await tx.start_ledger(
+                state.room_id,
+                ts=joined_ts,
+                actor=self.user_id,
+                rules=rules,
+                sources={key: self.config.rule_source(key) for key in rules.values},
+                public_key=self.services.public_key,
+                event=join_id,
+            )
+        # Members already here count from when the bot first saw them: its join.
+        for user_id in state.members:
+            await tx.set_member(state.room_id, user_id, joined_ts)
 
     async def _welcome(self, tx: Tx, room_id: str, source: str, now: int) -> None:
         await self._notice(tx, room_id, source, WELCOME.format(p=self.prefix), now)
@@ -341,6 +386,18 @@ class Bot:
 
     async def _event_effects(self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState) -> str:
         """Do what the event asks; return how to record it in handled_events."""
+        ts = event_time(ev.origin_ts, joined_ts, ev.received_ms)
+        if ev.type == "m.room.member":
+            await self._membership(tx, ev, ts)
+            return "event"
+        if ev.type == "m.reaction":
+            return await self._reaction(tx, ev, ts, state)
+        if ev.type == "m.room.redaction":
+            redacts = ev.source.get("redacts") or ev.content.get("redacts")
+            if isinstance(redacts, str):
+                ctx = await self._context(tx, ev, ts, state)
+                await self._guarded(tx, ev, kudos_commands.redaction(ctx, redacts))
+            return "event"
         if ev.type != "m.room.message" or ev.content.get("msgtype") == "m.notice":
             return "event"  # other bots' notices are never commands
         original = edited_event(ev.content)
@@ -348,8 +405,10 @@ class Bot:
             return await self._handle_edit(tx, ev, original)
         text = command_text(ev.content)
         if not is_command(text, self.prefix):
+            if "++" in text:
+                ctx = await self._context(tx, ev, ts, state)
+                await self._guarded(tx, ev, kudos_commands.plusplus(ctx, text))
             return "event"
-        ts = event_time(ev.origin_ts, joined_ts, ev.received_ms)
         limit = self.config.bot.max_command_age_ms
         if ev.received_ms - ts > limit:
             await tx.add_expired(ev.event_id, ev.room_id, ev.sender, ts, ev.received_ms)
@@ -358,7 +417,15 @@ class Bot:
             )
             await self._reply(tx, ev, Reply(seq(message)))
             return "expired"
-        ctx = Context(
+        ctx = await self._context(tx, ev, ts, state)
+        await self._guarded(tx, ev, dispatch(ctx, text))
+        return "command"
+
+    async def _context(self, tx: Tx, ev: Incoming, ts: int, state: RoomState) -> Context:
+        head = await tx.ledger_head(ev.room_id)
+        if head is None:
+            raise RuntimeError(f"no ledger for {ev.room_id}")
+        return Context(
             room_id=ev.room_id,
             sender=ev.sender,
             event_id=ev.event_id,
@@ -366,12 +433,21 @@ class Bot:
             now_ms=ev.received_ms,
             prefix=self.prefix,
             bot_user_id=self.user_id,
-            room=NioRoomView(state),
+            room=NioRoomView(state, self.client),
             registry=self.registry,
+            store=tx,
+            services=self.services,
+            rules=head.rules,
+            reply_to=reply_target(ev.content),
         )
+
+    async def _guarded(
+        self, tx: Tx, ev: Incoming, work: Coroutine[Any, Any, Reply | None]
+    ) -> None:
+        """Run a handler in a savepoint; queue its reply; turn a crash into a reference."""
         try:
             async with tx.savepoint():
-                reply = await dispatch(ctx, text)
+                reply = await work
                 if reply is not None:
                     await self._reply(tx, ev, reply)
         except Exception:
@@ -380,7 +456,32 @@ class Bot:
             ref = f"{ev.received_ms % 100000:05d}-{self._error_refs}"
             log.exception("handler failed on %s in %s (ref %s)", ev.event_id, ev.room_id, ref)
             await self._reply(tx, ev, Reply(seq(CRASHED.format(ref=ref))))
-        return "command"
+
+    async def _membership(self, tx: Tx, ev: Incoming, ts: int) -> None:
+        user_id = ev.source.get("state_key")
+        if isinstance(user_id, str):
+            joined = ev.content.get("membership") == "join"
+            await tx.set_member(ev.room_id, user_id, ts if joined else None)
+
+    async def _reaction(self, tx: Tx, ev: Incoming, ts: int, state: RoomState) -> str:
+        rel = ev.content.get("m.relates_to")
+        if not isinstance(rel, Mapping) or rel.get("rel_type") != "m.annotation":
+            return "event"
+        target, key = rel.get("event_id"), rel.get("key")
+        if not isinstance(target, str) or not isinstance(key, str):
+            return "event"
+        ctx = await self._context(tx, ev, ts, state)
+        try:
+            async with tx.savepoint():
+                reply = await kudos_commands.reaction(ctx, target, key)
+        except Exception:
+            log.exception("reaction %s in %s failed", ev.event_id, ev.room_id)
+            return "event"
+        if reply is not None:
+            # A refusal answers the reacted-to message: a reply to a reaction shows nowhere.
+            content = message_content(reply, in_reply_to=target)
+            await tx.enqueue(ev.room_id, txn_id(ev.event_id), "m.room.message", content, ts)
+        return "reaction"
 
     async def _handle_edit(self, tx: Tx, ev: Incoming, original: str) -> str:
         before = await tx.handled_event(original)
@@ -394,13 +495,17 @@ class Bot:
         await self._reply(tx, ev, Reply(seq(EDITED)))
         return "edit"
 
-    async def _reply(self, tx: Tx, ev: Incoming, reply: Reply, index: int = 0) -> None:
-        content = message_content(
-            reply, in_reply_to=ev.event_id, thread_root=thread_root(ev.content)
-        )
+    async def _reply(self, tx: Tx, ev: Incoming, reply: Reply) -> None:
+        root = thread_root(ev.content)
+        content = message_content(reply, in_reply_to=ev.event_id, thread_root=root)
         await tx.enqueue(
-            ev.room_id, txn_id(ev.event_id, index), "m.room.message", content, ev.received_ms
+            ev.room_id, txn_id(ev.event_id), "m.room.message", content, ev.received_ms
         )
+        if reply.export_size is not None:
+            # Built and uploaded by the outbox after the commit: files are not made in a
+            # transaction. The job names the size, so a resend exports the same entries.
+            job = {"size": reply.export_size, "in_reply_to": ev.event_id, "thread_root": root}
+            await tx.enqueue(ev.room_id, txn_id(ev.event_id, 1), EXPORT_JOB, job, ev.received_ms)
 
     # -- invites --------------------------------------------------------------------------
 

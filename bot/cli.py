@@ -61,6 +61,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 async def run_bot(config: Config) -> None:
     from bot.app import Bot
+    from bot.keys import load_or_create
     from bot.session import login
 
     storage = await Storage.open(config.bot.data_dir / "commons.db")
@@ -82,7 +83,7 @@ async def run_bot(config: Config) -> None:
         await login(client, config, storage)
         if client.access_token:
             SECRETS.secrets.add(client.access_token)
-        bot = Bot(config, storage, client)
+        bot = Bot(config, storage, client, load_or_create(config.bot.data_dir))
         task = asyncio.current_task()
 
         def shutdown() -> None:
@@ -123,6 +124,55 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.export import write_export
+
+    config = load_config(Path(args.config), os.environ)
+
+    async def export() -> int:
+        path = config.bot.data_dir / "commons.db"
+        if not path.exists():
+            raise StorageError(f"{path}: no database here yet")
+        storage = await Storage.open(path)
+        try:
+            async with storage.read() as tx:
+                if await tx.ledger_head(args.room) is None:
+                    raise StorageError(f"no ledger for room {args.room} in {path}")
+            if args.out:
+                with open(args.out, "wb") as out:
+                    return await write_export(storage, args.room, out)
+            return await write_export(storage, args.room, sys.stdout.buffer)
+        finally:
+            await storage.close()
+
+    try:
+        count = asyncio.run(export())
+    except (StorageError, OSError) as exc:
+        return _fail(str(exc))
+    print(f"exported {count} entries of {args.room}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from consensus.scoring import ScoreBook
+    from consensus.verify import verify_lines
+
+    try:
+        with open(args.file, "rb") as lines:
+            result = verify_lines(
+                lines, key=args.key, checkpoints=args.checkpoint, replayers=[ScoreBook()]
+            )
+    except OSError as exc:
+        return _fail(f"{args.file}: {exc.strerror or exc}")
+    if not result.ok:
+        return _fail(f"{args.file}: {result.problem}")
+    print(
+        f"{args.file}: ok — {result.entries} entries, {result.checkpoints} checkpoints, "
+        f"root {result.root}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commons", description="Commons: a Matrix bot for self-organising communities."
@@ -135,6 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="load a config file and report the first error")
     check.add_argument("--config", required=True)
     check.set_defaults(func=cmd_check_config)
+    export = sub.add_parser("export", help="write a room's ledger as JSON Lines")
+    export.add_argument("--config", required=True)
+    export.add_argument("--room", required=True, help="the room ID")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
+    verify = sub.add_parser("verify", help="check an exported ledger; needs nothing but the file")
+    verify.add_argument("file")
+    verify.add_argument("--key", help="the bot's public key you trust (unpadded base64)")
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="a signed checkpoint copied from the room (repeatable)",
+    )
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -13,9 +13,12 @@ import asyncio
 import hashlib
 import logging
 import random
+import tempfile
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from nio import AsyncClient, RoomSendError, RoomSendResponse
+from nio import AsyncClient, RoomSendError, RoomSendResponse, UploadResponse
 
 from bot.clock import now_ms
 from bot.session import NETWORK_ERRORS
@@ -27,6 +30,11 @@ _PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_L
 # Other error answers (a 500, say) are retried this many times before the message is dropped;
 # network failures are retried for as long as it takes, because the server is just down.
 _MAX_ERROR_ATTEMPTS = 8
+
+
+# An outbox row of this type is a job, not an event: upload the room's ledger as a file, then
+# send the file message (SPEC `!export`).
+EXPORT_JOB = "commons.export"
 
 
 def txn_id(source: str, index: int = 0) -> str:
@@ -71,6 +79,11 @@ class Outbox:
                 await self._send(row)
 
     async def _send(self, row: OutboxRow) -> None:
+        if row.event_type == EXPORT_JOB:
+            content = await self._upload_export(row)
+            if content is None:
+                return
+            row = OutboxRow(row.id, row.room_id, row.txn_id, "m.room.message", content)
         delay = 1.0
         errors = 0
         while True:
@@ -107,3 +120,51 @@ class Outbox:
             log.warning("sending to %s failed (%s); retrying in %.0fs", row.room_id, resp, delay)
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 (jitter)
             delay = min(delay * 2, 60.0)
+
+    async def _upload_export(self, row: OutboxRow) -> dict[str, Any] | None:
+        from bot.export import write_export  # here, so the outbox has no hard tie to exports
+
+        size = int(row.content["size"])
+        name = f"ledger-{quote(row.room_id, safe='')}-{size}.jsonl"
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            with path.open("wb") as out:
+                await write_export(self._storage, row.room_id, out, size)
+            length = path.stat().st_size
+            for attempt in range(5):
+                with path.open("rb") as data:
+                    try:
+                        resp, _ = await self._client.upload(
+                            data,
+                            content_type="application/x-ndjson",
+                            filename=name,
+                            filesize=length,
+                        )
+                    except NETWORK_ERRORS as exc:
+                        resp = exc
+                if isinstance(resp, UploadResponse):
+                    break
+                log.warning("upload of %s failed (%s); attempt %d", name, resp, attempt + 1)
+                await asyncio.sleep(2**attempt)
+            else:
+                await self._storage.mark_failed(row.id, f"upload failed: {resp}")
+                return None
+        content: dict[str, Any] = {
+            "msgtype": "m.file",
+            "body": name,
+            "filename": name,
+            "url": resp.content_uri,
+            "info": {"mimetype": "application/x-ndjson", "size": length},
+            "m.mentions": {},
+        }
+        relates: dict[str, Any] = {"m.in_reply_to": {"event_id": row.content["in_reply_to"]}}
+        if row.content.get("thread_root"):
+            relates.update(
+                {
+                    "rel_type": "m.thread",
+                    "event_id": row.content["thread_root"],
+                    "is_falling_back": False,
+                }
+            )
+        content["m.relates_to"] = relates
+        return content

@@ -7,6 +7,7 @@ raw events. `full_state` on the first sync after start fills it completely.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 # Room versions in which the creators outrank everyone and are not listed in power levels.
 _CREATOR_POWER_VERSIONS = {"12"}
 CREATOR_LEVEL = 2**31  # "infinitely high": above any level a room can set
+# Senders of this many recent events are remembered per room (for reactions and replies).
+SENDER_MEMORY = 20_000
 
 
 def power_level(
@@ -54,6 +57,15 @@ class RoomState:
     create_sender: str | None = None
     create_content: dict[str, Any] | None = None
     encrypted: bool = False
+    senders: OrderedDict[str, str] = field(default_factory=OrderedDict)
+
+    def remember(self, event: Mapping[str, Any]) -> None:
+        """Note who sent an event, so a reaction or reply to it needs no lookup."""
+        event_id, sender = event.get("event_id"), event.get("sender")
+        if isinstance(event_id, str) and isinstance(sender, str):
+            self.senders[event_id] = sender
+            if len(self.senders) > SENDER_MEMORY:
+                self.senders.popitem(last=False)
 
     def apply(self, event: Mapping[str, Any]) -> None:
         """Apply one state event (a dict as received); non-state events are ignored."""

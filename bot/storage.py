@@ -20,7 +20,28 @@ from typing import Any
 
 import aiosqlite
 
+from consensus import scoring
+from consensus.checkpoint import Checkpoint, SignedCheckpoint
+from consensus.ledger import (
+    ATTEND,
+    GENESIS,
+    KUDOS,
+    MOD_VOID,
+    OPTIN,
+    OPTOUT,
+    REVERSAL,
+    RULE_KINDS,
+    LedgerEntry,
+    commit_text,
+    genesis_data,
+    make_entry,
+)
+from consensus.merkle import MerkleFrontier
+from consensus.rules import RoomRules
+
 log = logging.getLogger(__name__)
+
+SALT_BYTES = 16
 
 
 class StorageError(Exception):
@@ -72,6 +93,84 @@ MIGRATIONS: list[list[str]] = [
             received_ts INTEGER NOT NULL
         ) STRICT""",
     ],
+    [
+        # The ledger: append-only, enforced by triggers as well as by the code.
+        """CREATE TABLE ledger (
+            room TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            event TEXT,
+            rules TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (room, seq)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX ledger_by_event ON ledger (room, event) WHERE event IS NOT NULL",
+        """CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+           BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END""",
+        """CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+           BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END""",
+        # Free text beside its entry; `!erase` deletes the row, the commitment stays.
+        """CREATE TABLE ledger_text (
+            room TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            salt TEXT NOT NULL,
+            PRIMARY KEY (room, seq)
+        ) STRICT, WITHOUT ROWID""",
+        # Per room: size, last hash, Merkle frontier and the rules in force after the last entry.
+        """CREATE TABLE ledger_head (
+            room TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            head TEXT NOT NULL,
+            frontier TEXT NOT NULL,
+            rules TEXT NOT NULL,
+            rule_sources TEXT NOT NULL
+        ) STRICT""",
+        # Aggregates, maintained in the same transaction as the entries that change them.
+        """CREATE TABLE score (
+            room TEXT NOT NULL, user TEXT NOT NULL, total INTEGER NOT NULL,
+            PRIMARY KEY (room, user)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX score_rank ON score (room, total DESC)",
+        """CREATE TABLE score_day (
+            room TEXT NOT NULL, user TEXT NOT NULL, day TEXT NOT NULL, received INTEGER NOT NULL,
+            PRIMARY KEY (room, user, day)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX score_day_by_day ON score_day (room, day)",
+        """CREATE TABLE given_day (
+            room TEXT NOT NULL, giver TEXT NOT NULL, day TEXT NOT NULL, given INTEGER NOT NULL,
+            PRIMARY KEY (room, giver, day)
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE pair_day (
+            room TEXT NOT NULL, giver TEXT NOT NULL, receiver TEXT NOT NULL, day TEXT NOT NULL,
+            given INTEGER NOT NULL,
+            PRIMARY KEY (room, giver, receiver, day)
+        ) STRICT, WITHOUT ROWID""",
+        # Entries taken out of effect (reversed or voided), and who is opted out now.
+        """CREATE TABLE voided (
+            room TEXT NOT NULL, seq INTEGER NOT NULL, by_seq INTEGER NOT NULL,
+            PRIMARY KEY (room, seq)
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE optout (
+            room TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (room, user)
+        ) STRICT, WITHOUT ROWID""",
+        # Membership as the bot saw it (kudos.min_membership counts from here).
+        """CREATE TABLE members (
+            room TEXT NOT NULL, user TEXT NOT NULL, since INTEGER NOT NULL,
+            PRIMARY KEY (room, user)
+        ) STRICT, WITHOUT ROWID""",
+        # Signed checkpoints, with the Merkle frontier at that size so `!verify` can check
+        # the entries since the last one without reading the whole ledger.
+        """CREATE TABLE checkpoints (
+            room TEXT NOT NULL, size INTEGER NOT NULL, root TEXT NOT NULL, ts INTEGER NOT NULL,
+            signature TEXT NOT NULL, key TEXT NOT NULL, frontier TEXT NOT NULL,
+            PRIMARY KEY (room, size)
+        ) STRICT, WITHOUT ROWID""",
+    ],
 ]
 
 
@@ -94,6 +193,40 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class StoredEntry:
+    """A ledger entry with its free text and salt (both None when there is none or erased)."""
+
+    entry: LedgerEntry
+    text: str | None
+    salt: bytes | None
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    signed: SignedCheckpoint
+    frontier: list[str]  # the Merkle frontier at its size (hex), to extend from
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """A room's ledger head: size, last hash, Merkle state and the rules in force now.
+
+    Kept in memory per room (loaded once, written through in every transaction that changes
+    it), so appending an entry costs no read of the head.
+    """
+
+    size: int
+    head: str
+    frontier: tuple[str, ...]
+    rules: RoomRules
+    sources: dict[str, str]
+
+    @property
+    def root(self) -> str:
+        return MerkleFrontier.from_hex(self.size, self.frontier).root().hex()
+
+
+@dataclass(frozen=True)
 class HandledEvent:
     event_id: str
     room_id: str
@@ -104,23 +237,52 @@ class HandledEvent:
 class Tx:
     """The writes of one transaction. Only obtained from `Storage.write()`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, heads: dict[str, LedgerHead]) -> None:
         self._db = db
         self._savepoints = 0
+        # Ledger heads as this transaction sees them; `dirty` ones are written before commit.
+        self.heads = dict(heads)
+        self.dirty: set[str] = set()
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row of a query, in one round trip to the database thread."""
+        rows = await self._db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """Undo just this block's writes if it raises (one event's effects in a batch)."""
         self._savepoints += 1
         name = f"sp{self._savepoints}"
+        heads, dirty = dict(self.heads), set(self.dirty)
         await self._db.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             await self._db.execute(f"ROLLBACK TO {name}")
             await self._db.execute(f"RELEASE {name}")
+            self.heads, self.dirty = heads, dirty
             raise
         await self._db.execute(f"RELEASE {name}")
+
+    async def flush_heads(self) -> None:
+        for room in sorted(self.dirty):
+            h = self.heads[room]
+            await self._db.execute(
+                "INSERT INTO ledger_head (room, size, head, frontier, rules, rule_sources) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room) DO UPDATE SET size = excluded.size, "
+                "head = excluded.head, frontier = excluded.frontier, rules = excluded.rules, "
+                "rule_sources = excluded.rule_sources",
+                (
+                    room,
+                    h.size,
+                    h.head,
+                    json.dumps(list(h.frontier)),
+                    json.dumps(h.rules.as_json()),
+                    json.dumps(h.sources),
+                ),
+            )
+        self.dirty.clear()
 
     async def set_kv(self, key: str, value: str) -> None:
         await self._db.execute(
@@ -155,17 +317,16 @@ class Tx:
         )
 
     async def is_handled(self, event_id: str) -> bool:
-        cur = await self._db.execute(
-            "SELECT 1 FROM handled_events WHERE event_id = ?", (event_id,)
+        return (
+            await self._one("SELECT 1 FROM handled_events WHERE event_id = ?", (event_id,))
+            is not None
         )
-        return await cur.fetchone() is not None
 
     async def handled_event(self, event_id: str) -> HandledEvent | None:
-        cur = await self._db.execute(
+        row = await self._one(
             "SELECT event_id, room_id, sender, kind FROM handled_events WHERE event_id = ?",
             (event_id,),
         )
-        row = await cur.fetchone()
         return HandledEvent(*row) if row else None
 
     async def mark_handled(
@@ -205,6 +366,375 @@ class Tx:
             (event_id, room_id, sender, ts, received_ts),
         )
 
+    # -- the ledger ------------------------------------------------------------------------
+
+    async def ledger_head(self, room: str) -> LedgerHead | None:
+        cached = self.heads.get(room)
+        if cached is not None:
+            return cached
+        rows = await self._db.execute_fetchall(
+            "SELECT size, head, frontier, rules, rule_sources FROM ledger_head WHERE room = ?",
+            (room,),
+        )
+        if not rows:
+            return None
+        size, head, frontier, rules, sources = next(iter(rows))
+        loaded = LedgerHead(
+            size,
+            head,
+            tuple(json.loads(frontier)),
+            RoomRules(json.loads(rules)),
+            json.loads(sources),
+        )
+        self.heads[room] = loaded
+        return loaded
+
+    async def start_ledger(
+        self,
+        room: str,
+        *,
+        ts: int,
+        actor: str,
+        rules: RoomRules,
+        sources: dict[str, str],
+        public_key: str,
+        event: str | None,
+    ) -> LedgerEntry:
+        """The room's genesis entry: its starting rules and the bot's public key."""
+        entry = make_entry(
+            prev=None,
+            room=room,
+            ts=ts,
+            actor=actor,
+            kind=GENESIS,
+            data=genesis_data(rules.as_json(), public_key),
+            event=event,
+            rules=rules.hash(),
+        )
+        frontier = MerkleFrontier()
+        frontier.append(entry.leaf_hash())
+        await self._insert_entry(entry)
+        self.heads[room] = LedgerHead(1, entry.hash(), tuple(frontier.to_hex()), rules, sources)
+        self.dirty.add(room)
+        return entry
+
+    async def append(
+        self,
+        room: str,
+        *,
+        ts: int,
+        actor: str,
+        kind: str,
+        data: dict[str, Any],
+        event: str | None,
+        text: str | None = None,
+        salt: bytes | None = None,
+        rule_source: str | None = None,
+    ) -> LedgerEntry:
+        """Append one entry and update every aggregate it changes, in this transaction."""
+        current = await self.ledger_head(room)
+        if current is None:
+            raise StorageError(f"{room} has no ledger yet")
+        rules = current.rules
+        if text is not None:
+            if salt is None or len(salt) != SALT_BYTES:
+                raise ValueError("free text needs a 16-byte salt")
+            data = {**data, "text_sha256": commit_text(text, salt)}
+        entry = LedgerEntry(
+            room=room,
+            seq=current.size + 1,
+            ts=ts,
+            actor=actor,
+            kind=kind,
+            data=data,
+            event=event,
+            rules=rules.hash(),
+            prev=current.head,
+        )
+        await self._insert_entry(entry)
+        if text is not None and salt is not None:
+            await self._db.execute(
+                "INSERT INTO ledger_text (room, seq, text, salt) VALUES (?, ?, ?, ?)",
+                (room, entry.seq, text, salt.hex()),
+            )
+        frontier = MerkleFrontier.from_hex(current.size, current.frontier)
+        frontier.append(entry.leaf_hash())
+        await self._apply_effects(entry, rules)
+        sources = current.sources
+        if kind in RULE_KINDS:
+            rules = rules.with_change(str(entry.data["key"]), entry.data["value"])
+            sources = {**sources, str(entry.data["key"]): rule_source or f"entry {entry.seq}"}
+        self.heads[room] = LedgerHead(
+            entry.seq, entry.hash(), tuple(frontier.to_hex()), rules, sources
+        )
+        self.dirty.add(room)
+        return entry
+
+    async def _insert_entry(self, entry: LedgerEntry) -> None:
+        await self._db.execute(
+            "INSERT INTO ledger (room, seq, ts, actor, kind, data, event, rules, prev, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.room,
+                entry.seq,
+                entry.ts,
+                entry.actor,
+                entry.kind,
+                json.dumps(dict(entry.data), ensure_ascii=False, sort_keys=True),
+                entry.event,
+                entry.rules,
+                entry.prev,
+                entry.hash(),
+            ),
+        )
+
+    async def _apply_effects(self, entry: LedgerEntry, rules: RoomRules) -> None:
+        """Update the aggregates for `entry`, written under `rules`."""
+        room = entry.room
+        if entry.kind in (KUDOS, ATTEND):
+            await self._apply_deltas(room, scoring.deltas(entry, rules))
+        elif entry.kind in (REVERSAL, MOD_VOID):
+            target = await self.entry(room, int(entry.data["target"]))
+            if target is None:
+                return
+            t = target.entry
+            if t.kind in (KUDOS, ATTEND) and not await self.is_voided(room, t.seq):
+                await self._db.execute(
+                    "INSERT INTO voided (room, seq, by_seq) VALUES (?, ?, ?)",
+                    (room, t.seq, entry.seq),
+                )
+                await self._apply_deltas(room, scoring.negate(await self._deltas_of(t)))
+            elif t.kind == MOD_VOID and entry.kind == REVERSAL:
+                # An appeal reverses a void: the voided entry counts again.
+                restored = await self.entry(room, int(t.data["target"]))
+                cur = await self._db.execute(
+                    "DELETE FROM voided WHERE room = ? AND seq = ? AND by_seq = ?",
+                    (room, int(t.data["target"]), t.seq),
+                )
+                if restored is not None and cur.rowcount:
+                    await self._apply_deltas(room, await self._deltas_of(restored.entry))
+        elif entry.kind == OPTOUT:
+            await self._db.execute(
+                "INSERT INTO optout (room, user) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (room, entry.actor),
+            )
+        elif entry.kind == OPTIN:
+            await self._db.execute(
+                "DELETE FROM optout WHERE room = ? AND user = ?", (room, entry.actor)
+            )
+
+    async def _deltas_of(self, entry: LedgerEntry) -> tuple[scoring.Delta, ...]:
+        # The day of an entry is counted in the time zone in force when it was written.
+        rules = await self.rules_at(entry.room, entry.seq)
+        return scoring.deltas(entry, rules)
+
+    async def rules_at(self, room: str, seq: int) -> RoomRules:
+        """The rules in force when entry `seq` was written (its `rules` field names them)."""
+        head = await self.ledger_head(room)
+        if head is None:
+            raise StorageError(f"{room} has no ledger yet")
+        row = await self._one("SELECT rules FROM ledger WHERE room = ? AND seq = ?", (room, seq))
+        if row is None or row[0] == head.rules.hash():
+            return head.rules
+        # Rare: the rules changed since. Replay the rule changes from genesis.
+        cur = await self._db.execute(
+            "SELECT seq, kind, data FROM ledger WHERE room = ? AND seq <= ? AND "
+            "(kind = ? OR kind IN (SELECT value FROM json_each(?))) ORDER BY seq",
+            (room, seq, GENESIS, json.dumps(sorted(RULE_KINDS))),
+        )
+        rules: RoomRules | None = None
+        for entry_seq, kind, data in await cur.fetchall():
+            payload = json.loads(data)
+            if kind == GENESIS:
+                rules = RoomRules(payload["rules"])
+            elif rules is not None and entry_seq < seq:
+                rules = rules.with_change(payload["key"], payload["value"])
+        return rules if rules is not None else head.rules
+
+    async def _apply_deltas(self, room: str, deltas: Sequence[scoring.Delta]) -> None:
+        for d in deltas:
+            await self._db.execute(
+                "INSERT INTO score (room, user, total) VALUES (?, ?, ?) "
+                "ON CONFLICT (room, user) DO UPDATE SET total = total + excluded.total",
+                (room, d.receiver, d.amount),
+            )
+            await self._db.execute(
+                "INSERT INTO score_day (room, user, day, received) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (room, user, day) "
+                "DO UPDATE SET received = received + excluded.received",
+                (room, d.receiver, d.day, d.amount),
+            )
+            if d.giver is not None:
+                await self._db.execute(
+                    "INSERT INTO given_day (room, giver, day, given) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (room, giver, day) DO UPDATE SET given = given + excluded.given",
+                    (room, d.giver, d.day, d.amount),
+                )
+                await self._db.execute(
+                    "INSERT INTO pair_day (room, giver, receiver, day, given) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room, giver, receiver, day) "
+                    "DO UPDATE SET given = given + excluded.given",
+                    (room, d.giver, d.receiver, d.day, d.amount),
+                )
+
+    async def entry(self, room: str, seq: int) -> StoredEntry | None:
+        row = await self._one(_ENTRY_SELECT + "WHERE l.room = ? AND l.seq = ?", (room, seq))
+        return _stored(row) if row else None
+
+    async def entry_by_event(self, room: str, event_id: str) -> StoredEntry | None:
+        row = await self._one(
+            "SELECT seq FROM ledger WHERE room = ? AND event = ? ORDER BY seq LIMIT 1",
+            (room, event_id),
+        )
+        return await self.entry(room, row[0]) if row else None
+
+    async def entries(
+        self, room: str, *, after: int = 0, limit: int = -1, newest_first: bool = False
+    ) -> list[StoredEntry]:
+        query = _ENTRIES_NEWEST if newest_first else _ENTRIES_OLDEST
+        cur = await self._db.execute(query, (room, after, limit))
+        return [_stored(row) for row in await cur.fetchall()]
+
+    async def entries_about(self, room: str, user: str, limit: int) -> list[StoredEntry]:
+        """Newest kudos and attendance credited to `user`, for `!why`."""
+        cur = await self._db.execute(
+            "SELECT seq FROM ledger WHERE room = ? AND kind IN (?, ?) AND "
+            "(json_extract(data, '$.to') = ? OR json_extract(data, '$.user') = ?) "
+            "ORDER BY seq DESC LIMIT ?",
+            (room, KUDOS, ATTEND, user, user, limit),
+        )
+        seqs = [r[0] for r in await cur.fetchall()]
+        found = [await self.entry(room, seq) for seq in seqs]
+        return [e for e in found if e is not None]
+
+    async def voided_by(self, room: str, seq: int) -> int | None:
+        row = await self._one("SELECT by_seq FROM voided WHERE room = ? AND seq = ?", (room, seq))
+        return int(row[0]) if row else None
+
+    async def is_voided(self, room: str, seq: int) -> bool:
+        return await self.voided_by(room, seq) is not None
+
+    async def erase_text(self, room: str, seq: int) -> bool:
+        cur = await self._db.execute(
+            "DELETE FROM ledger_text WHERE room = ? AND seq = ?", (room, seq)
+        )
+        return bool(cur.rowcount)
+
+    async def score(self, room: str, user: str) -> int:
+        row = await self._one("SELECT total FROM score WHERE room = ? AND user = ?", (room, user))
+        return int(row[0]) if row else 0
+
+    async def score_days(self, room: str, user: str) -> dict[str, int]:
+        cur = await self._db.execute(
+            "SELECT day, received FROM score_day WHERE room = ? AND user = ? AND received != 0",
+            (room, user),
+        )
+        return {day: int(n) for day, n in await cur.fetchall()}
+
+    async def top(
+        self, room: str, limit: int, since_day: str | None = None
+    ) -> list[tuple[str, int]]:
+        """The leaderboard, opted-out members left out."""
+        if since_day is None:
+            cur = await self._db.execute(
+                "SELECT user, total FROM score WHERE room = ? AND total > 0 AND user NOT IN "
+                "(SELECT user FROM optout WHERE room = ?) ORDER BY total DESC, user LIMIT ?",
+                (room, room, limit),
+            )
+        else:
+            cur = await self._db.execute(
+                "SELECT user, SUM(received) AS n FROM score_day WHERE room = ? AND day >= ? "
+                "AND user NOT IN (SELECT user FROM optout WHERE room = ?) "
+                "GROUP BY user HAVING n > 0 ORDER BY n DESC, user LIMIT ?",
+                (room, since_day, room, limit),
+            )
+        return [(str(u), int(n)) for u, n in await cur.fetchall()]
+
+    async def given_on(self, room: str, giver: str, day: str) -> int:
+        row = await self._one(
+            "SELECT given FROM given_day WHERE room = ? AND giver = ? AND day = ?",
+            (room, giver, day),
+        )
+        return int(row[0]) if row else 0
+
+    async def pair_on(self, room: str, giver: str, receiver: str, day: str) -> int:
+        row = await self._one(
+            "SELECT given FROM pair_day WHERE room = ? AND giver = ? AND receiver = ? AND day = ?",
+            (room, giver, receiver, day),
+        )
+        return int(row[0]) if row else 0
+
+    async def opted_out(self, room: str, users: Sequence[str]) -> frozenset[str]:
+        rows = await self._db.execute_fetchall(
+            "SELECT user FROM optout WHERE room = ? AND user IN (SELECT value FROM json_each(?))",
+            (room, json.dumps(list(users))),
+        )
+        return frozenset(str(r[0]) for r in rows)
+
+    async def set_member(self, room: str, user: str, since: int | None) -> None:
+        """Record a join (first seen `since`) or, with None, a leave."""
+        if since is None:
+            await self._db.execute("DELETE FROM members WHERE room = ? AND user = ?", (room, user))
+        else:
+            await self._db.execute(
+                "INSERT INTO members (room, user, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (room, user, since),
+            )
+
+    async def member_since(self, room: str, user: str) -> int | None:
+        row = await self._one(
+            "SELECT since FROM members WHERE room = ? AND user = ?", (room, user)
+        )
+        return int(row[0]) if row else None
+
+    async def add_checkpoint(self, signed: SignedCheckpoint, frontier: list[str]) -> None:
+        cp = signed.checkpoint
+        await self._db.execute(
+            "INSERT INTO checkpoints (room, size, root, ts, signature, key, frontier) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (cp.room, cp.size, cp.root, cp.ts, signed.signature, signed.key, json.dumps(frontier)),
+        )
+
+    async def checkpoints(self, room: str) -> list[StoredCheckpoint]:
+        cur = await self._db.execute(
+            "SELECT room, size, root, ts, signature, key, frontier FROM checkpoints "
+            "WHERE room = ? ORDER BY size",
+            (room,),
+        )
+        return [
+            StoredCheckpoint(
+                SignedCheckpoint(Checkpoint(r[0], r[1], r[2], r[3]), r[4], r[5]), json.loads(r[6])
+            )
+            for r in await cur.fetchall()
+        ]
+
+    async def frontier(self, room: str) -> list[str]:
+        head = await self.ledger_head(room)
+        return list(head.frontier) if head else []
+
+
+_ENTRY_SELECT = (
+    "SELECT l.room, l.seq, l.ts, l.actor, l.kind, l.data, l.event, l.rules, l.prev, "
+    "t.text, t.salt FROM ledger l LEFT JOIN ledger_text t ON t.room = l.room AND t.seq = l.seq "
+)
+_ENTRIES_OLDEST = _ENTRY_SELECT + "WHERE l.room = ? AND l.seq > ? ORDER BY l.seq LIMIT ?"
+_ENTRIES_NEWEST = _ENTRY_SELECT + "WHERE l.room = ? AND l.seq > ? ORDER BY l.seq DESC LIMIT ?"
+
+
+def _stored(row: Any) -> StoredEntry:
+    entry = LedgerEntry(
+        room=row[0],
+        seq=row[1],
+        ts=row[2],
+        actor=row[3],
+        kind=row[4],
+        data=json.loads(row[5]),
+        event=row[6],
+        rules=row[7],
+        prev=row[8],
+    )
+    return StoredEntry(entry, row[9], bytes.fromhex(row[10]) if row[10] is not None else None)
+
 
 async def _get_kv(db: aiosqlite.Connection, key: str) -> str | None:
     cur = await db.execute("SELECT value FROM kv WHERE key = ?", (key,))
@@ -229,6 +759,7 @@ class Storage:
         self._db = db
         self._lock = asyncio.Lock()
         self.path = path
+        self._heads: dict[str, LedgerHead] = {}  # committed ledger heads, by room
 
     @classmethod
     async def open(cls, path: Path) -> Storage:
@@ -260,18 +791,21 @@ class Storage:
         """One write transaction: committed if the block ends normally, rolled back if not."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
+            tx = Tx(self._db, self._heads)
             try:
-                yield Tx(self._db)
+                yield tx
+                await tx.flush_heads()
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+            self._heads = tx.heads
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """Reads under the lock, so they never see another coroutine's uncommitted writes."""
         async with self._lock:
-            yield Tx(self._db)
+            yield Tx(self._db, self._heads)
 
     async def get_kv(self, key: str) -> str | None:
         async with self._lock:

@@ -1,16 +1,20 @@
 """What a handler gets: who sent what where and when, and narrow views of the room and storage.
 
 The views are Protocols implemented by the shell, so handlers never see Matrix or SQL and their
-tests need neither.
+tests need neither. Everything a handler writes through `store` is part of the transaction of the
+event being handled: it commits with the event, or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from commands.declare import Registry
+from consensus.checkpoint import SignedCheckpoint
+from consensus.ledger import LedgerEntry
+from consensus.rules import RoomRules
 
 
 class RoomView(Protocol):
@@ -21,6 +25,87 @@ class RoomView(Protocol):
     async def power_level(self, user_id: str) -> int:
         """The user's power level in the room's live state (room v12 creators: above 100)."""
         ...
+
+    async def event_sender(self, event_id: str) -> str | None:
+        """Who sent an event of this room (None if unknown)."""
+        ...
+
+
+class Entry(Protocol):
+    """A stored ledger entry with its free text (None when it has none or it was erased)."""
+
+    @property
+    def entry(self) -> LedgerEntry: ...
+    @property
+    def text(self) -> str | None: ...
+
+
+class StoredCheckpoint(Protocol):
+    @property
+    def signed(self) -> SignedCheckpoint: ...
+    @property
+    def frontier(self) -> list[str]: ...
+
+
+class Head(Protocol):
+    @property
+    def size(self) -> int: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def root(self) -> str: ...
+    @property
+    def rules(self) -> RoomRules: ...
+    @property
+    def sources(self) -> dict[str, str]: ...
+
+
+class Store(Protocol):
+    """The ledger and its aggregates, as the handlers see them (implemented by bot.storage.Tx)."""
+
+    async def ledger_head(self, room: str) -> Head | None: ...
+    async def append(
+        self,
+        room: str,
+        *,
+        ts: int,
+        actor: str,
+        kind: str,
+        data: dict[str, Any],
+        event: str | None,
+        text: str | None = None,
+        salt: bytes | None = None,
+        rule_source: str | None = None,
+    ) -> LedgerEntry: ...
+    async def entry(self, room: str, seq: int) -> Entry | None: ...
+    async def entry_by_event(self, room: str, event_id: str) -> Entry | None: ...
+    async def entries(
+        self, room: str, *, after: int = 0, limit: int = -1, newest_first: bool = False
+    ) -> Sequence[Entry]: ...
+    async def entries_about(self, room: str, user: str, limit: int) -> Sequence[Entry]: ...
+    async def voided_by(self, room: str, seq: int) -> int | None: ...
+    async def erase_text(self, room: str, seq: int) -> bool: ...
+    async def score(self, room: str, user: str) -> int: ...
+    async def score_days(self, room: str, user: str) -> dict[str, int]: ...
+    async def top(
+        self, room: str, limit: int, since_day: str | None = None
+    ) -> list[tuple[str, int]]: ...
+    async def given_on(self, room: str, giver: str, day: str) -> int: ...
+    async def pair_on(self, room: str, giver: str, receiver: str, day: str) -> int: ...
+    async def opted_out(self, room: str, users: Sequence[str]) -> frozenset[str]: ...
+    async def member_since(self, room: str, user: str) -> int | None: ...
+    async def checkpoints(self, room: str) -> Sequence[StoredCheckpoint]: ...
+    async def add_checkpoint(self, signed: SignedCheckpoint, frontier: list[str]) -> None: ...
+    async def frontier(self, room: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the shell lends handlers beyond storage: randomness and the signing key's use."""
+
+    new_salt: Callable[[], bytes]
+    public_key: str
+    signing_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -34,4 +119,11 @@ class Context:
     bot_user_id: str
     room: RoomView
     registry: Registry
-    moderator_level: int = 50
+    store: Store
+    services: Services
+    rules: RoomRules
+    reply_to: str | None = None  # the event the command replies to, if any
+
+    @property
+    def moderator_level(self) -> int:
+        return self.rules.moderation_power_level

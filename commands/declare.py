@@ -89,6 +89,8 @@ class Command:
     aliases: tuple[str, ...] = ()
     permission: Permission = Permission.ANYONE
     details: str = ""
+    # A word that also starts the reason (kudos: "for"), besides `--`.
+    reason_word: str | None = None
 
     def usage(self, prefix: str) -> str:
         parts = [prefix + self.name]
@@ -98,15 +100,23 @@ class Command:
         for o in self.options:
             value = "|".join(o.choices) if o.choices else (o.metavar or o.name)
             parts.append(f"[--{o.name} {value}]")
+        marker = self.reason_word or "--"
         if self.reason is Reason.REQUIRED:
-            parts.append("-- <reason>")
+            parts.append(f"{marker} <reason>")
         elif self.reason is Reason.OPTIONAL:
-            parts.append("[-- <reason>]")
+            parts.append(f"[{marker} <reason>]")
         return " ".join(parts)
 
 
+# The order of sections in `!help` and the docs (a section not listed comes last).
+SECTIONS = ("Basics", "Kudos", "Ledger", "Decisions", "Action calls", "Rules", "Moderation")
+
+
 class Registry:
-    """All commands by name and alias, in declaration order for `!help`."""
+    """All commands by name and alias; `!help` lists them by section, in declaration order.
+
+    Iteration never depends on which module happened to be imported first.
+    """
 
     def __init__(self) -> None:
         self._by_name: dict[str, Command] = {}
@@ -133,7 +143,10 @@ class Registry:
         return self._by_name.get(name)
 
     def __iter__(self) -> Iterator[Command]:
-        return iter(self._ordered)
+        def rank(cmd: Command) -> int:
+            return SECTIONS.index(cmd.section) if cmd.section in SECTIONS else len(SECTIONS)
+
+        return iter(sorted(self._ordered, key=rank))
 
     def names(self) -> list[str]:
         return sorted(self._by_name)

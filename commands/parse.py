@@ -72,6 +72,8 @@ def parse_args(
 
 def _split_reason(cmd: Command, rest: str, prefix: str) -> tuple[str, str | None]:
     match = re.search(r"(?:^|\s)--(?:\s|$)", rest)
+    if match is None and cmd.reason_word:
+        match = re.search(rf"(?:^|\s){re.escape(cmd.reason_word)}(?:\s|$)", rest, re.IGNORECASE)
     if match is None:
         if cmd.reason is Reason.REQUIRED:
             raise _usage_error(cmd, prefix, "needs a reason after --")

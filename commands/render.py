@@ -147,6 +147,8 @@ class Reply:
     body: Fragment
     ping: tuple[str, ...] = ()
     as_reply: bool = True
+    # Ask the shell to upload the room's ledger up to this size as a file (`!export`).
+    export_size: int | None = None
 
 
 # Synapse refuses events over 65,536 bytes; keep ours well below, envelope included.

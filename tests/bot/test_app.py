@@ -49,9 +49,10 @@ def join(event_id="$join", ts=500):
 @pytest.fixture
 async def bot(tmp_path):
     storage = await Storage.open(tmp_path / "c.db")
-    bot = Bot(config(tmp_path), storage, client=None)
-    yield bot
-    await storage.close()
+    try:
+        yield Bot(config(tmp_path), storage, client=None, signing_key=bytes(range(32)))
+    finally:
+        await storage.close()
 
 
 async def handle(bot, timeline, received=2_000, initial=False):

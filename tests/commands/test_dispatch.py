@@ -2,6 +2,7 @@ from commands.context import Context
 from commands.declare import REGISTRY, Command, Permission, Registry
 from commands.dispatch import dispatch
 from commands.render import Reply, seq, to_plain
+from consensus.rules import RoomRules
 
 
 class Room:
@@ -13,6 +14,9 @@ class Room:
 
     async def power_level(self, user_id):
         return self.levels.get(user_id, 0)
+
+    async def event_sender(self, event_id):
+        return None
 
 
 def ctx(registry=REGISTRY, room=None, prefix="!"):
@@ -26,6 +30,9 @@ def ctx(registry=REGISTRY, room=None, prefix="!"):
         bot_user_id="@commons:x",
         room=room or Room(),
         registry=registry,
+        store=None,
+        services=None,
+        rules=RoomRules.defaults(),
     )
 
 

@@ -1,0 +1,195 @@
+"""Reading and checking the ledger in chat: `!ledger`, `!verify`, `!export`, `!erase`.
+
+`!verify` re-hashes the entries since the last checkpoint (cheap however long the ledger is),
+checks that they extend it, and signs a new checkpoint of the head; anyone can copy that line
+and later check an export against it with `commons verify`.
+"""
+
+from __future__ import annotations
+
+from commands.context import Context
+from commands.declare import REGISTRY, Args, Kind, Param, Reason
+from commands.errors import UserError
+from commands.kudos import check_reason, local_time
+from commands.render import Fragment, Reply, bold, bullets, code, italic, lines, seq, user
+from consensus.checkpoint import Checkpoint, SignedCheckpoint
+from consensus.ledger import ERASE, GENESIS_PREV, LedgerEntry
+from consensus.merkle import MerkleFrontier
+
+MAX_LEDGER_LINES = 50
+VERIFY_EVERY_MS = 60_000
+
+
+@REGISTRY.command(
+    name="ledger",
+    section="Ledger",
+    summary="shows the newest ledger entries",
+    params=(Param("n", Kind.INT, required=False),),
+    examples=("!ledger", "!ledger 25"),
+)
+async def ledger(ctx: Context, args: Args) -> Reply:
+    n = args.get("n", 10)
+    if not 1 <= n <= MAX_LEDGER_LINES:
+        raise UserError(f"N must be from 1 to {MAX_LEDGER_LINES}.", help_for="ledger")
+    shown = await ctx.store.entries(ctx.room_id, limit=n, newest_first=True)
+    items: list[Fragment] = []
+    for stored in reversed(shown):
+        items.append(describe(stored.entry, stored.text, ctx.rules.timezone))
+    head = await ctx.store.ledger_head(ctx.room_id)
+    size = head.size if head else 0
+    return Reply(lines([bold(f"Ledger: {size} entries, newest last"), bullets(items)]))
+
+
+def describe(entry: LedgerEntry, text: str | None, timezone: str) -> Fragment:
+    """One line for an entry: number, time, who, what."""
+    d = entry.data
+    what: list[Fragment]
+    if entry.kind == "kudos":
+        what = ["gave ", user(str(d["to"])), f" +{d['amount']} kudos ({d['via']})"]
+    elif entry.kind in ("reversal", "mod.void", "erase"):
+        what = [
+            {"reversal": "took back", "mod.void": "voided", "erase": "erased the text of"}[
+                entry.kind
+            ],
+            f" #{d['target']}",
+        ]
+    elif entry.kind == "genesis":
+        what = ["started this ledger"]
+    elif entry.kind in ("optout", "optin"):
+        what = ["opted out of scoring" if entry.kind == "optout" else "opted back in"]
+    elif entry.kind in ("rule.change", "mod.override"):
+        what = [f"set {d['key']} to {d['value']}"]
+    else:
+        what = [entry.kind]
+    parts: list[Fragment] = [f"#{entry.seq} {local_time(entry.ts, timezone)} ", user(entry.actor)]
+    parts += [" ", *what]
+    if text:
+        parts += [" — ", italic(text)]
+    elif d.get("text_sha256"):
+        parts.append(" — (text erased)")
+    return seq(*parts)
+
+
+@REGISTRY.command(
+    name="verify",
+    section="Ledger",
+    summary="checks the chain since the last checkpoint and signs the head",
+    examples=("!verify",),
+)
+async def verify(ctx: Context, args: Args) -> Reply:
+    head = await ctx.store.ledger_head(ctx.room_id)
+    if head is None:
+        raise UserError("This room has no ledger yet.")
+    checkpoints = await ctx.store.checkpoints(ctx.room_id)
+    last = checkpoints[-1] if checkpoints else None
+    if last is not None and ctx.now_ms - last.signed.checkpoint.ts < VERIFY_EVERY_MS:
+        if last.signed.checkpoint.size == head.size:
+            return _checkpoint_reply(ctx, last.signed, "Verified less than a minute ago")
+        raise UserError("I verify at most once a minute per room; please try again shortly.")
+    start = last.signed.checkpoint.size if last else 0
+    frontier = MerkleFrontier.from_hex(start, last.frontier) if last else MerkleFrontier()
+    problem = None
+    prev_hash = None
+    if last is not None:
+        anchor = await ctx.store.entry(ctx.room_id, start)
+        prev_hash = anchor.entry.hash() if anchor else None
+        if frontier.root().hex() != last.signed.checkpoint.root:
+            problem = f"the stored checkpoint at {start} does not match its own Merkle state"
+    else:
+        prev_hash = GENESIS_PREV
+    after = start
+    while problem is None:
+        batch = await ctx.store.entries(ctx.room_id, after=after, limit=1000)
+        if not batch:
+            break
+        for stored in batch:
+            entry = stored.entry
+            if entry.prev != prev_hash:
+                problem = f"entry {entry.seq} does not link to entry {entry.seq - 1}"
+                break
+            prev_hash = entry.hash()
+            frontier.append(entry.leaf_hash())
+        after = batch[-1].entry.seq
+    if problem is None and (frontier.size != head.size or frontier.root().hex() != head.root):
+        problem = "the entries do not add up to the recorded head"
+    if problem is not None:
+        return Reply(seq(bold("Verification FAILED: "), problem + ". Please tell the operator."))
+    cp = Checkpoint(room=ctx.room_id, size=head.size, root=head.root, ts=ctx.now_ms)
+    signed = SignedCheckpoint.create(cp, ctx.services.signing_key)
+    await ctx.store.add_checkpoint(signed, frontier.to_hex())
+    checked = head.size - start
+    return _checkpoint_reply(
+        ctx, signed, f"Verified: {checked} entries since the last checkpoint chain up"
+    )
+
+
+def _checkpoint_reply(ctx: Context, signed: SignedCheckpoint, title: str) -> Reply:
+    cp = signed.checkpoint
+    return Reply(
+        lines(
+            [
+                bold(title + "."),
+                f"Entries: {cp.size}; Merkle root: {cp.root}",
+                f"Bot key: {signed.key}",
+                "Keep this signed checkpoint; `commons verify FILE --checkpoint '…'` checks an "
+                "export against it:",
+                code(signed.to_text()),
+            ]
+        )
+    )
+
+
+@REGISTRY.command(
+    name="export",
+    section="Ledger",
+    summary="uploads the room's ledger as a file anyone can verify",
+    examples=("!export",),
+)
+async def export(ctx: Context, args: Args) -> Reply:
+    head = await ctx.store.ledger_head(ctx.room_id)
+    if head is None:
+        raise UserError("This room has no ledger yet.")
+    return Reply(
+        seq(
+            f"Exporting the ledger ({head.size} entries) as a JSON Lines file; check it with "
+            "`commons verify FILE`."
+        ),
+        export_size=head.size,
+    )
+
+
+@REGISTRY.command(
+    name="erase",
+    section="Ledger",
+    summary="removes the free text of an entry (its hash stays, so the chain still verifies)",
+    params=(Param("seq", Kind.SEQ),),
+    reason=Reason.OPTIONAL,
+    examples=("!erase 42", "!erase 42 -- posted by mistake"),
+    details="The entry's author or a moderator can erase it.",
+)
+async def erase(ctx: Context, args: Args) -> Reply:
+    seq_no = int(args.get("seq"))
+    found = await ctx.store.entry(ctx.room_id, seq_no)
+    if found is None:
+        raise UserError(f"There is no entry #{seq_no} in this room's ledger.")
+    if found.text is None:
+        raise UserError(f"Entry #{seq_no} has no text to erase.")
+    if found.entry.actor != ctx.sender:
+        level = await ctx.room.power_level(ctx.sender)
+        if level < ctx.moderator_level:
+            raise UserError(
+                f"Only the author of entry #{seq_no} or a moderator can erase its text."
+            )
+    reason = check_reason(args.reason)
+    await ctx.store.append(
+        ctx.room_id,
+        ts=ctx.event_ts,
+        actor=ctx.sender,
+        kind=ERASE,
+        data={"target": seq_no, "text_sha256": None},
+        event=ctx.event_id,
+        text=reason,
+        salt=ctx.services.new_salt() if reason is not None else None,
+    )
+    await ctx.store.erase_text(ctx.room_id, seq_no)
+    return Reply(seq(f"Erased the text of entry #{seq_no}; its hash stays in the ledger."))
