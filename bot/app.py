@@ -33,16 +33,18 @@ from nio import (
 
 from bot.clock import now_ms
 from bot.config import Config
-from bot.outbox import EXPORT_JOB, Outbox, txn_id
+from bot.deadlines import GRACE_MS, Deadlines
+from bot.outbox import EXPORT_JOB, Outbox
 from bot.roomstate import RoomState
 from bot.session import NETWORK_ERRORS
 from bot.storage import SALT_BYTES, Storage, Tx
+from commands import decisions
 from commands import kudos as kudos_commands
 from commands.context import Context, Services
 from commands.declare import REGISTRY
 from commands.dispatch import dispatch, is_command
 from commands.events import command_text, edited_event, reply_target, thread_root
-from commands.render import Reply, message_content, seq
+from commands.render import Reply, message_content, seq, txn_id
 from consensus.checkpoint import public_key_b64
 
 log = logging.getLogger("commons")
@@ -164,6 +166,7 @@ class Bot:
         self.user_id = config.matrix.user_id
         self.prefix = config.bot.command_prefix
         self.outbox = Outbox(storage, client)
+        self.deadlines = Deadlines(self.close_due)
         self.rooms: dict[str, RoomState] = {}
         self.registry = REGISTRY
         self.ready = asyncio.Event()
@@ -177,6 +180,7 @@ class Bot:
         try:
             await self._sync_loop()
         finally:
+            self.deadlines.shutdown()
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
 
@@ -205,7 +209,10 @@ class Bot:
                 first = False
                 delay = 1.0
                 self.outbox.wake()
+                await self._watch_deadlines()
                 if not self.ready.is_set():
+                    # The backlog is handled: only now may overdue deadlines fire.
+                    self.deadlines.start()
                     self.ready.set()
                     log.info("ready")
                 continue
@@ -397,7 +404,10 @@ class Bot:
             if isinstance(redacts, str):
                 ctx = await self._context(tx, ev, ts, state)
                 await self._guarded(tx, ev, kudos_commands.redaction(ctx, redacts))
+                await self._guarded(tx, ev, decisions.response_redacted(ctx, redacts))
             return "event"
+        if ev.type in decisions.POLL_RESPONSES:
+            return await self._poll_response(tx, ev, ts, state)
         if ev.type != "m.room.message" or ev.content.get("msgtype") == "m.notice":
             return "event"  # other bots' notices are never commands
         original = edited_event(ev.content)
@@ -463,6 +473,26 @@ class Bot:
             joined = ev.content.get("membership") == "join"
             await tx.set_member(ev.room_id, user_id, ts if joined else None)
 
+    async def _poll_response(self, tx: Tx, ev: Incoming, ts: int, state: RoomState) -> str:
+        rel = ev.content.get("m.relates_to")
+        answers = decisions.response_answers(dict(ev.content))
+        if not isinstance(rel, Mapping) or answers is None:
+            return "event"
+        start = rel.get("event_id")
+        if rel.get("rel_type") != "m.reference" or not isinstance(start, str):
+            return "event"
+        ctx = await self._context(tx, ev, ts, state)
+        try:
+            async with tx.savepoint():
+                reply = await decisions.poll_response(ctx, start, answers)
+        except Exception:
+            log.exception("poll response %s in %s failed", ev.event_id, ev.room_id)
+            return "event"
+        if reply is not None:
+            # Answered under the poll: a reply to a poll response shows nowhere.
+            await self._send(tx, ev.room_id, ev.event_id, reply, in_reply_to=start, now=ts)
+        return "vote"
+
     async def _reaction(self, tx: Tx, ev: Incoming, ts: int, state: RoomState) -> str:
         rel = ev.content.get("m.relates_to")
         if not isinstance(rel, Mapping) or rel.get("rel_type") != "m.annotation":
@@ -479,8 +509,7 @@ class Bot:
             return "event"
         if reply is not None:
             # A refusal answers the reacted-to message: a reply to a reaction shows nowhere.
-            content = message_content(reply, in_reply_to=target)
-            await tx.enqueue(ev.room_id, txn_id(ev.event_id), "m.room.message", content, ts)
+            await self._send(tx, ev.room_id, ev.event_id, reply, in_reply_to=target, now=ts)
         return "reaction"
 
     async def _handle_edit(self, tx: Tx, ev: Incoming, original: str) -> str:
@@ -496,16 +525,84 @@ class Bot:
         return "edit"
 
     async def _reply(self, tx: Tx, ev: Incoming, reply: Reply) -> None:
-        root = thread_root(ev.content)
-        content = message_content(reply, in_reply_to=ev.event_id, thread_root=root)
-        await tx.enqueue(
-            ev.room_id, txn_id(ev.event_id), "m.room.message", content, ev.received_ms
+        await self._send(
+            tx,
+            ev.room_id,
+            ev.event_id,
+            reply,
+            in_reply_to=ev.event_id,
+            thread_root=thread_root(ev.content),
+            now=ev.received_ms,
         )
+
+    async def _send(
+        self,
+        tx: Tx,
+        room_id: str,
+        source: str,
+        reply: Reply,
+        *,
+        in_reply_to: str | None,
+        thread_root: str | None = None,
+        now: int,
+    ) -> None:
+        """Queue a reply (and the events that go with it) in the outbox of this transaction."""
+        content = message_content(reply, in_reply_to=in_reply_to, thread_root=thread_root)
+        await tx.enqueue(room_id, txn_id(source), "m.room.message", content, now)
         if reply.export_size is not None:
             # Built and uploaded by the outbox after the commit: files are not made in a
             # transaction. The job names the size, so a resend exports the same entries.
-            job = {"size": reply.export_size, "in_reply_to": ev.event_id, "thread_root": root}
-            await tx.enqueue(ev.room_id, txn_id(ev.event_id, 1), EXPORT_JOB, job, ev.received_ms)
+            job = {
+                "size": reply.export_size,
+                "in_reply_to": in_reply_to,
+                "thread_root": thread_root,
+            }
+            await tx.enqueue(room_id, txn_id(source, 1), EXPORT_JOB, job, now)
+        for extra in reply.extra:
+            await tx.enqueue(
+                room_id, txn_id(source, extra.key), extra.event_type, extra.content, now
+            )
+
+    # -- deadlines ------------------------------------------------------------------------
+
+    async def close_due(self) -> None:
+        """Close every item whose deadline has passed (run by the deadline jobs)."""
+        now = now_ms()
+        async with self.storage.write() as tx:
+            for room_id, number in await tx.due_items(now - GRACE_MS):
+                item = await tx.item(room_id, number)
+                head = await tx.ledger_head(room_id)
+                if item is None or head is None:
+                    continue
+                source = f"job:close:{room_id}:{number}"
+                ctx = Context(
+                    room_id=room_id,
+                    sender=self.user_id,
+                    event_id=source,
+                    event_ts=now,
+                    now_ms=now,
+                    prefix=self.prefix,
+                    bot_user_id=self.user_id,
+                    room=NioRoomView(self.rooms.setdefault(room_id, RoomState(room_id)), None),
+                    registry=self.registry,
+                    store=tx,
+                    services=self.services,
+                    rules=head.rules,
+                )
+                try:
+                    async with tx.savepoint():
+                        reply = await decisions.close_item(ctx, item)
+                        await self._send(
+                            tx, room_id, source, reply, in_reply_to=item.open_event, now=now
+                        )
+                except Exception:
+                    log.exception("closing #%d in %s failed", number, room_id)
+        self.outbox.wake()
+
+    async def _watch_deadlines(self) -> None:
+        async with self.storage.read() as tx:
+            deadlines = await tx.next_deadlines()
+        self.deadlines.watch(deadlines)
 
     # -- invites --------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ backoff, and a permanent refusal (the bot was kicked, the room is gone) is recor
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import tempfile
@@ -35,12 +34,6 @@ _MAX_ERROR_ATTEMPTS = 8
 # An outbox row of this type is a job, not an event: upload the room's ledger as a file, then
 # send the file message (SPEC `!export`).
 EXPORT_JOB = "commons.export"
-
-
-def txn_id(source: str, index: int = 0) -> str:
-    """A transaction ID that is the same every time the same source produces the same message."""
-    digest = hashlib.sha256(f"{source}\x00{index}".encode()).hexdigest()
-    return f"commons.{digest[:40]}"
 
 
 class Outbox:

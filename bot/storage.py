@@ -20,6 +20,7 @@ from typing import Any
 
 import aiosqlite
 
+from commands.context import Item, Vote
 from consensus import scoring
 from consensus.checkpoint import Checkpoint, SignedCheckpoint
 from consensus.ledger import (
@@ -170,6 +171,46 @@ MIGRATIONS: list[list[str]] = [
             signature TEXT NOT NULL, key TEXT NOT NULL, frontier TEXT NOT NULL,
             PRIMARY KEY (room, size)
         ) STRICT, WITHOUT ROWID""",
+    ],
+    [
+        # Proposals, polls and action calls: one #N sequence per room. The ledger holds the
+        # truth; these rows are its index for the commands and the deadlines.
+        """CREATE TABLE items (
+            room TEXT NOT NULL,
+            item INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            author TEXT NOT NULL,
+            open_seq INTEGER NOT NULL,
+            open_event TEXT,
+            status TEXT NOT NULL,
+            method TEXT,
+            options TEXT NOT NULL,
+            quorum INTEGER,
+            closes INTEGER,
+            at INTEGER,
+            need INTEGER,
+            rule_key TEXT,
+            rule_value TEXT,
+            target INTEGER,
+            poll_txn TEXT,
+            PRIMARY KEY (room, item)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX items_open ON items (closes) WHERE status = 'open'",
+        "CREATE INDEX items_poll ON items (poll_txn) WHERE poll_txn IS NOT NULL",
+        # The latest vote of each voter: one row per (item, voter), replaced by upsert.
+        """CREATE TABLE votes (
+            room TEXT NOT NULL,
+            item INTEGER NOT NULL,
+            voter TEXT NOT NULL,
+            choice TEXT NOT NULL,
+            reason TEXT,
+            ts INTEGER NOT NULL,
+            event TEXT,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (room, item, voter)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX votes_by_event ON votes (room, event)",
+        "CREATE INDEX outbox_sent_event ON outbox (sent_event_id)",
     ],
 ]
 
@@ -687,6 +728,111 @@ class Tx:
         )
         return int(row[0]) if row else None
 
+    # -- items and votes -------------------------------------------------------------------
+
+    async def next_item(self, room: str) -> int:
+        row = await self._one(
+            "SELECT COALESCE(MAX(item), 0) + 1 FROM items WHERE room = ?", (room,)
+        )
+        return int(row[0])
+
+    async def add_item(self, item: Item) -> None:
+        await self._db.execute(
+            "INSERT INTO items (room, item, type, author, open_seq, open_event, status, method, "
+            "options, quorum, closes, at, need, rule_key, rule_value, target, poll_txn) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.room, item.item, item.type, item.author, item.open_seq, item.open_event,
+                item.status, item.method, json.dumps(list(item.options)), item.quorum,
+                item.closes, item.at, item.need, item.rule_key, json.dumps(item.rule_value),
+                item.target, item.poll_txn,
+            ),
+        )  # fmt: skip
+
+    async def item(self, room: str, item: int) -> Item | None:
+        row = await self._one(_ITEM_SELECT + "WHERE room = ? AND item = ?", (room, item))
+        return _item(row) if row else None
+
+    async def items(self, room: str, *, status: str | None = None) -> list[Item]:
+        if status is None:
+            rows = await self._db.execute_fetchall(
+                _ITEM_SELECT + "WHERE room = ? ORDER BY item", (room,)
+            )
+        else:
+            rows = await self._db.execute_fetchall(
+                _ITEM_SELECT + "WHERE room = ? AND status = ? ORDER BY item", (room, status)
+            )
+        return [_item(r) for r in rows]
+
+    async def item_by_poll_event(self, room: str, event_id: str) -> Item | None:
+        row = await self._one(
+            _ITEM_SELECT + "WHERE room = ? AND poll_txn = "  # noqa: S608 (constants only)
+            "(SELECT txn_id FROM outbox WHERE sent_event_id = ? AND room_id = ?)",
+            (room, event_id, room),
+        )
+        return _item(row) if row else None
+
+    async def poll_event(self, item: Item) -> str | None:
+        """The event ID of the item's native poll, once it has been sent."""
+        if item.poll_txn is None:
+            return None
+        row = await self._one(
+            "SELECT sent_event_id FROM outbox WHERE txn_id = ?", (item.poll_txn,)
+        )
+        return str(row[0]) if row and row[0] else None
+
+    async def set_item_status(self, room: str, item: int, status: str) -> None:
+        await self._db.execute(
+            "UPDATE items SET status = ? WHERE room = ? AND item = ?", (status, room, item)
+        )
+
+    async def due_items(self, now: int) -> list[tuple[str, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT room, item FROM items WHERE status = 'open' AND closes <= ? "
+            "ORDER BY closes, room, item",
+            (now,),
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    async def next_deadlines(self) -> list[tuple[str, int, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT room, item, closes FROM items WHERE status = 'open' AND closes IS NOT NULL"
+        )
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def put_vote(self, room: str, item: int, vote: Vote) -> None:
+        await self._db.execute(
+            "INSERT INTO votes (room, item, voter, choice, reason, ts, event, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, item, voter) DO UPDATE SET "
+            "choice = excluded.choice, reason = excluded.reason, ts = excluded.ts, "
+            "event = excluded.event, seq = excluded.seq",
+            (room, item, vote.voter, json.dumps(vote.choice), vote.reason, vote.ts, vote.event,
+             vote.seq),
+        )  # fmt: skip
+
+    async def drop_vote(self, room: str, item: int, voter: str) -> None:
+        await self._db.execute(
+            "DELETE FROM votes WHERE room = ? AND item = ? AND voter = ?", (room, item, voter)
+        )
+
+    async def votes(self, room: str, item: int) -> list[Vote]:
+        rows = await self._db.execute_fetchall(
+            "SELECT voter, choice, reason, ts, event, seq FROM votes WHERE room = ? AND item = ? "
+            "ORDER BY seq",
+            (room, item),
+        )
+        return [Vote(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def vote_by_event(self, room: str, event_id: str) -> tuple[int, Vote] | None:
+        row = await self._one(
+            "SELECT item, voter, choice, reason, ts, event, seq FROM votes "
+            "WHERE room = ? AND event = ?",
+            (room, event_id),
+        )
+        if row is None:
+            return None
+        return int(row[0]), Vote(row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+
     async def add_checkpoint(self, signed: SignedCheckpoint, frontier: list[str]) -> None:
         cp = signed.checkpoint
         await self._db.execute(
@@ -711,6 +857,20 @@ class Tx:
     async def frontier(self, room: str) -> list[str]:
         head = await self.ledger_head(room)
         return list(head.frontier) if head else []
+
+
+_ITEM_SELECT = (
+    "SELECT room, item, type, author, open_seq, open_event, status, method, options, quorum, "
+    "closes, at, need, rule_key, rule_value, target, poll_txn FROM items "
+)
+
+
+def _item(row: Any) -> Item:
+    return Item(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+        tuple(json.loads(row[8])), row[9], row[10], row[11], row[12], row[13],
+        json.loads(row[14]) if row[14] is not None else None, row[15], row[16],
+    )  # fmt: skip
 
 
 _ENTRY_SELECT = (

@@ -11,7 +11,7 @@ from commands.render import Fragment, Reply, bold, bullets, code, lines, seq
 def command_help(cmd: Command, prefix: str) -> Fragment:
     parts: list[Fragment] = [seq(bold(code(cmd.usage(prefix))), " — ", cmd.summary)]
     if cmd.details:
-        parts.append(cmd.details)
+        parts.append(cmd.details.replace("{p}", prefix))
     if cmd.aliases:
         parts.append("Also: " + ", ".join(prefix + a for a in cmd.aliases))
     if cmd.permission is Permission.MODERATOR:

@@ -17,6 +17,39 @@ from consensus.ledger import LedgerEntry
 from consensus.rules import RoomRules
 
 
+@dataclass(frozen=True)
+class Item:
+    """A proposal, poll or action call as the commands see it."""
+
+    room: str
+    item: int
+    type: str
+    author: str
+    open_seq: int
+    open_event: str | None
+    status: str
+    method: str | None
+    options: tuple[str, ...]
+    quorum: int | None
+    closes: int | None
+    at: int | None
+    need: int | None
+    rule_key: str | None
+    rule_value: Any
+    target: int | None
+    poll_txn: str | None
+
+
+@dataclass(frozen=True)
+class Vote:
+    voter: str
+    choice: Any  # an answer (str) or option numbers / scores (list of ints)
+    reason: str | None
+    ts: int
+    event: str | None
+    seq: int
+
+
 class RoomView(Protocol):
     async def members(self) -> Mapping[str, str | None]:
         """Joined members: Matrix ID -> display name (None when unset)."""
@@ -95,6 +128,17 @@ class Store(Protocol):
     async def opted_out(self, room: str, users: Sequence[str]) -> frozenset[str]: ...
     async def member_since(self, room: str, user: str) -> int | None: ...
     async def checkpoints(self, room: str) -> Sequence[StoredCheckpoint]: ...
+    async def next_item(self, room: str) -> int: ...
+    async def add_item(self, item: Item) -> None: ...
+    async def item(self, room: str, item: int) -> Item | None: ...
+    async def items(self, room: str, *, status: str | None = None) -> list[Item]: ...
+    async def item_by_poll_event(self, room: str, event_id: str) -> Item | None: ...
+    async def poll_event(self, item: Item) -> str | None: ...
+    async def set_item_status(self, room: str, item: int, status: str) -> None: ...
+    async def put_vote(self, room: str, item: int, vote: Vote) -> None: ...
+    async def drop_vote(self, room: str, item: int, voter: str) -> None: ...
+    async def votes(self, room: str, item: int) -> list[Vote]: ...
+    async def vote_by_event(self, room: str, event_id: str) -> tuple[int, Vote] | None: ...
     async def add_checkpoint(self, signed: SignedCheckpoint, frontier: list[str]) -> None: ...
     async def frontier(self, room: str) -> list[str]: ...
 

@@ -8,6 +8,7 @@ invisible separator so that old clients matching on names don't highlight them e
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections.abc import Iterable, Sequence
@@ -137,6 +138,25 @@ def to_html(fragment: Fragment) -> str:
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """Another event a handler wants sent with its reply (a native poll, a poll's end).
+
+    `key` tells apart the events one source causes; the shell derives each event's transaction
+    ID from (source event, key), so a replay never sends it twice.
+    """
+
+    event_type: str
+    content: dict[str, object]
+    key: str
+
+
+def txn_id(source: str, key: str | int = 0) -> str:
+    """A transaction ID that is the same every time the same source produces the same event."""
+    digest = hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()
+    return f"commons.{digest[:40]}"
+
+
+@dataclass(frozen=True)
 class Reply:
     """What a handler answers. The shell turns it into a Matrix event.
 
@@ -149,6 +169,8 @@ class Reply:
     as_reply: bool = True
     # Ask the shell to upload the room's ledger up to this size as a file (`!export`).
     export_size: int | None = None
+    # Further events to send after the reply, in order.
+    extra: tuple[Outgoing, ...] = ()
 
 
 # Synapse refuses events over 65,536 bytes; keep ours well below, envelope included.
