@@ -33,11 +33,12 @@ from nio import (
 
 from bot.clock import now_ms
 from bot.config import Config
-from bot.deadlines import GRACE_MS, Deadlines
+from bot.deadlines import Deadlines
 from bot.outbox import EXPORT_JOB, Outbox
 from bot.roomstate import RoomState
 from bot.session import NETWORK_ERRORS
 from bot.storage import SALT_BYTES, Storage, Tx
+from commands import actions as actions_commands
 from commands import decisions
 from commands import kudos as kudos_commands
 from commands.context import Context, Services
@@ -569,40 +570,76 @@ class Bot:
         """Close every item whose deadline has passed (run by the deadline jobs)."""
         now = now_ms()
         async with self.storage.write() as tx:
-            for room_id, number in await tx.due_items(now - GRACE_MS):
+            for room_id, number in await tx.due_items(now):
                 item = await tx.item(room_id, number)
-                head = await tx.ledger_head(room_id)
-                if item is None or head is None:
+                if item is None:
                     continue
-                source = f"job:close:{room_id}:{number}"
-                ctx = Context(
-                    room_id=room_id,
-                    sender=self.user_id,
-                    event_id=source,
-                    event_ts=now,
-                    now_ms=now,
-                    prefix=self.prefix,
-                    bot_user_id=self.user_id,
-                    room=NioRoomView(self.rooms.setdefault(room_id, RoomState(room_id)), None),
-                    registry=self.registry,
-                    store=tx,
-                    services=self.services,
-                    rules=head.rules,
+                ctx = await self._job_context(tx, room_id, f"job:close:{room_id}:{number}", now)
+                if item.type == "action":
+                    work = actions_commands.deadline(ctx, item)
+                else:
+                    work = decisions.close_item(ctx, item)
+                await self._job(tx, ctx, work, in_reply_to=item.open_event)
+            for room_id, number, due in await tx.due_reminders(now):
+                item = await tx.item(room_id, number)
+                await tx.reminder_sent(room_id, number, due)
+                if item is None:
+                    continue
+                ctx = await self._job_context(
+                    tx, room_id, f"job:remind:{room_id}:{number}:{due}", now
                 )
-                try:
-                    async with tx.savepoint():
-                        reply = await decisions.close_item(ctx, item)
-                        await self._send(
-                            tx, room_id, source, reply, in_reply_to=item.open_event, now=now
-                        )
-                except Exception:
-                    log.exception("closing #%d in %s failed", number, room_id)
+                await self._job(
+                    tx, ctx, actions_commands.reminder(ctx, item, due), in_reply_to=item.open_event
+                )
         self.outbox.wake()
+
+    async def _job(
+        self,
+        tx: Tx,
+        ctx: Context,
+        work: Coroutine[Any, Any, Reply | None],
+        *,
+        in_reply_to: str | None,
+    ) -> None:
+        try:
+            async with tx.savepoint():
+                reply = await work
+                if reply is not None:
+                    await self._send(
+                        tx,
+                        ctx.room_id,
+                        ctx.event_id,
+                        reply,
+                        in_reply_to=in_reply_to,
+                        now=ctx.now_ms,
+                    )
+        except Exception:
+            log.exception("scheduled work %s failed", ctx.event_id)
+
+    async def _job_context(self, tx: Tx, room_id: str, source: str, now: int) -> Context:
+        head = await tx.ledger_head(room_id)
+        if head is None:
+            raise RuntimeError(f"no ledger for {room_id}")
+        return Context(
+            room_id=room_id,
+            sender=self.user_id,
+            event_id=source,
+            event_ts=now,
+            now_ms=now,
+            prefix=self.prefix,
+            bot_user_id=self.user_id,
+            room=NioRoomView(self.rooms.setdefault(room_id, RoomState(room_id)), None),
+            registry=self.registry,
+            store=tx,
+            services=self.services,
+            rules=head.rules,
+        )
 
     async def _watch_deadlines(self) -> None:
         async with self.storage.read() as tx:
-            deadlines = await tx.next_deadlines()
-        self.deadlines.watch(deadlines)
+            jobs = [(f"close:{r}:{i}", when) for r, i, when in await tx.next_deadlines()]
+            jobs += [(f"remind:{r}:{i}:{due}", due) for r, i, due in await tx.pending_reminders()]
+        self.deadlines.watch(jobs)
 
     # -- invites --------------------------------------------------------------------------
 

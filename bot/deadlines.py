@@ -36,14 +36,13 @@ class Deadlines:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
-    def watch(self, deadlines: list[tuple[str, int, int]]) -> None:
-        """Make sure a job exists for every (room, item, closes) given."""
-        for room, item, closes in deadlines:
-            job_id = f"close:{room}:{item}"
-            if self._known.get(job_id) == closes:
+    def watch(self, jobs: list[tuple[str, int]]) -> None:
+        """Make sure a job exists for every (job id, UTC ms) given."""
+        for job_id, due in jobs:
+            if self._known.get(job_id) == due:
                 continue
-            self._known[job_id] = closes
-            when = datetime.fromtimestamp((closes + GRACE_MS) / 1000, tz=UTC)
+            self._known[job_id] = due
+            when = datetime.fromtimestamp((due + GRACE_MS) / 1000, tz=UTC)
             self._scheduler.add_job(
                 self._close_due,
                 trigger=DateTrigger(run_date=when, timezone=UTC),

@@ -211,6 +211,22 @@ MIGRATIONS: list[list[str]] = [
         ) STRICT, WITHOUT ROWID""",
         "CREATE INDEX votes_by_event ON votes (room, event)",
         "CREATE INDEX outbox_sent_event ON outbox (sent_event_id)",
+        # Action calls: who is in now (latest commitment per person), who came, reminders.
+        """CREATE TABLE commitments (
+            room TEXT NOT NULL, item INTEGER NOT NULL, user TEXT NOT NULL,
+            min_others INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (room, item, user)
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE attendance (
+            room TEXT NOT NULL, item INTEGER NOT NULL, user TEXT NOT NULL,
+            credited INTEGER NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (room, item, user)
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE reminders (
+            room TEXT NOT NULL, item INTEGER NOT NULL, due INTEGER NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (room, item, due)
+        ) STRICT, WITHOUT ROWID""",
     ],
 ]
 
@@ -832,6 +848,76 @@ class Tx:
         if row is None:
             return None
         return int(row[0]), Vote(row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+
+    # -- action calls ----------------------------------------------------------------------
+
+    async def commitments(self, room: str, item: int) -> list[tuple[str, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT user, min_others FROM commitments WHERE room = ? AND item = ? ORDER BY seq",
+            (room, item),
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    async def commit(
+        self, room: str, item: int, user: str, min_others: int | None, ts: int, seq: int
+    ) -> None:
+        """Record someone's latest commitment; None withdraws it."""
+        if min_others is None:
+            await self._db.execute(
+                "DELETE FROM commitments WHERE room = ? AND item = ? AND user = ?",
+                (room, item, user),
+            )
+            return
+        await self._db.execute(
+            "INSERT INTO commitments (room, item, user, min_others, ts, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, item, user) DO UPDATE SET "
+            "min_others = excluded.min_others, ts = excluded.ts, seq = excluded.seq",
+            (room, item, user, min_others, ts, seq),
+        )
+
+    async def attendance(self, room: str, item: int) -> dict[str, bool]:
+        """Who came (self-reported or confirmed): user -> whether kudos were credited."""
+        rows = await self._db.execute_fetchall(
+            "SELECT user, credited FROM attendance WHERE room = ? AND item = ?", (room, item)
+        )
+        return {str(r[0]): bool(r[1]) for r in rows}
+
+    async def attend(self, room: str, item: int, user: str, credited: bool, seq: int) -> None:
+        await self._db.execute(
+            "INSERT INTO attendance (room, item, user, credited, seq) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (room, item, user) DO UPDATE SET credited = MAX(credited, "
+            "excluded.credited), seq = excluded.seq",
+            (room, item, user, int(credited), seq),
+        )
+
+    async def add_reminders(self, room: str, item: int, times: Sequence[int]) -> None:
+        for due in times:
+            await self._db.execute(
+                "INSERT INTO reminders (room, item, due) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (room, item, due),
+            )
+
+    async def due_reminders(self, now: int) -> list[tuple[str, int, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT r.room, r.item, r.due FROM reminders r JOIN items i "
+            "ON i.room = r.room AND i.item = r.item "
+            "WHERE r.sent = 0 AND r.due <= ? AND i.status = 'go' ORDER BY r.due",
+            (now,),
+        )
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def pending_reminders(self) -> list[tuple[str, int, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT r.room, r.item, r.due FROM reminders r JOIN items i "
+            "ON i.room = r.room AND i.item = r.item WHERE r.sent = 0 AND i.status = 'go'"
+        )
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def reminder_sent(self, room: str, item: int, due: int) -> None:
+        await self._db.execute(
+            "UPDATE reminders SET sent = 1 WHERE room = ? AND item = ? AND due = ?",
+            (room, item, due),
+        )
 
     async def add_checkpoint(self, signed: SignedCheckpoint, frontier: list[str]) -> None:
         cp = signed.checkpoint

@@ -452,6 +452,10 @@ async def poll_response(ctx: Context, start_event: str, answers: list[str]) -> R
     item = await ctx.store.item_by_poll_event(ctx.room_id, start_event)
     if item is None:
         return None
+    if item.type == "action":
+        from commands.actions import poll_answer  # actions builds on this module
+
+        return await poll_answer(ctx, item, answers)
     choice: Any
     if item.type == "proposal":
         if not answers:
@@ -549,7 +553,13 @@ async def show(ctx: Context, args: Args) -> Reply:
         f"By {item.author}; {item.method}; {state}, "
         f"{'closes' if item.status == 'open' else 'closed'} {when}."
     )
-    if item.type != "action":
+    if item.type == "action":
+        from commands.actions import describe_call
+
+        committed = await ctx.store.commitments(ctx.room_id, item.item)
+        came = await ctx.store.attendance(ctx.room_id, item.item)
+        out.extend(describe_call(ctx, item, committed, came))
+    else:
         outcome = current_outcome(ctx, item, votes)
         label = "Result" if item.status != "open" else "If it closed now"
         out.append(seq(bold(f"{label}: "), outcome.reason))

@@ -44,8 +44,10 @@ EXAMPLES = "48h, in 2h, tomorrow 10:00, sat 18:30 or 2026-11-28 10:00"
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MS = dt.timedelta(milliseconds=1)
-# Past this, formatting the time in a zone east of UTC would leave datetime's range.
-_LIMIT_MS = (dt.datetime(9999, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_MS
+# Times outside these years are refused: near datetime's ends, moving between zones overflows.
+_FIRST_YEAR = 2000
+_LAST_YEAR = 9999
+_LIMIT_MS = (dt.datetime(_LAST_YEAR, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_MS
 # Longer input is not a time anyone types; the cap keeps hostile text away from the parsers.
 _MAX_CHARS = 80
 
@@ -101,14 +103,16 @@ def parse_time(text: str, *, now_ms: int, timezone: str) -> int:
         moment = (
             _iso(text, cleaned) if _ISO.fullmatch(cleaned) else _words(text, cleaned, zone, now_ms)
         )
+        # Checked before any zone arithmetic, which would leave datetime's range near its ends.
+        if moment.year < _FIRST_YEAR:
+            raise _passed(text, "")
+        if moment.year >= _LAST_YEAR:
+            raise _too_far(text)
         instant = _instant(moment, zone, now_ms) if moment.tzinfo is None else _ms(moment)
     if instant >= _LIMIT_MS:
-        raise TimeError(f"{_shown(text)} is too far in the future; write it like {EXAMPLES}.")
+        raise _too_far(text)
     if instant <= now_ms:
-        raise TimeError(
-            f"{_shown(text)} is {format_time(instant, timezone)}, which has already passed; "
-            f"give a time in the future, like {EXAMPLES}."
-        )
+        raise _passed(text, f" is {format_time(instant, timezone)}, which")
     return instant
 
 
@@ -281,6 +285,16 @@ def _relative(delta_ms: int) -> str:
 def _shown(text: str) -> str:
     stripped = text.strip()
     return repr(stripped if len(stripped) <= 40 else stripped[:40] + "…")
+
+
+def _passed(text: str, when: str) -> TimeError:
+    return TimeError(
+        f"{_shown(text)}{when} has already passed; give a time in the future, like {EXAMPLES}."
+    )
+
+
+def _too_far(text: str) -> TimeError:
+    return TimeError(f"{_shown(text)} is too far in the future; write it like {EXAMPLES}.")
 
 
 def _refuse(text: str) -> TimeError:

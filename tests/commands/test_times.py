@@ -169,6 +169,8 @@ REFUSED = [
     ("yesterday 18:00", "already passed"),
     ("2026-11-28 13:59", "already passed"),
     ("2025-01-01", "already passed"),
+    ("0001-01-01", "already passed"),
+    ("jan 1 0001", "already passed"),
     ("9999-06-01", "too far in the future"),
     ("500000w", "too far in the future"),
 ]
@@ -192,6 +194,23 @@ def test_refusal_names_the_room_zone_and_the_passed_time() -> None:
         parse_time("10:00 EST", now_ms=now, timezone="Europe/Berlin")
     with pytest.raises(TimeError, match="is Sat 28 Nov 2026, 10:00 CET, which has already passed"):
         parse_time("today 10:00", now_ms=now, timezone="Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0001-01-01", "already passed"),
+        ("0001-01-01T00:00+05:00", "already passed"),
+        ("9998-12-31T23:59-05:00", "too far in the future"),  # 9999-01-01 in UTC
+        ("dec 31 9999", "too far in the future"),
+    ],
+)
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin", "Pacific/Kiritimati"])
+def test_the_ends_of_the_calendar_are_refused_not_crashed_on(
+    text: str, reason: str, zone: str
+) -> None:
+    with pytest.raises(TimeError, match=reason):
+        parse_time(text, now_ms=ms(UTC_SAT[1]), timezone=zone)
 
 
 def test_long_text_is_clipped_in_the_message() -> None:
