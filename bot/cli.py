@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -154,13 +155,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from consensus.items import ItemBook
     from consensus.scoring import ScoreBook
-    from consensus.verify import verify_lines
+    from consensus.verify import Replayer, verify_lines
 
     try:
         with open(args.file, "rb") as lines:
+            # The replayers recompute every score and every recorded outcome.
+            replayers: list[Replayer] = [ScoreBook(), ItemBook()]
             result = verify_lines(
-                lines, key=args.key, checkpoints=args.checkpoint, replayers=[ScoreBook()]
+                lines, key=args.key, checkpoints=args.checkpoint, replayers=replayers
             )
     except OSError as exc:
         return _fail(f"{args.file}: {exc.strerror or exc}")
@@ -169,6 +173,60 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: ok — {result.entries} entries, {result.checkpoints} checkpoints, "
         f"root {result.root}"
+    )
+    return 0
+
+
+def cmd_rules_set(args: argparse.Namespace) -> int:
+    """An operator override: recorded in the ledger and announced in the room."""
+    from commands.render import Reply, message_content, seq, txn_id
+    from consensus.ledger import MOD_OVERRIDE
+    from consensus.rules import RuleError, format_rule_value, parse_rule
+
+    config = load_config(Path(args.config), os.environ)
+    try:
+        value = parse_rule(args.key, args.value)
+    except RuleError as exc:
+        return _fail(str(exc))
+
+    async def override() -> int:
+        path = config.bot.data_dir / "commons.db"
+        if not path.exists():
+            raise StorageError(f"{path}: no database here yet")
+        storage = await Storage.open(path)
+        try:
+            async with storage.write() as tx:
+                head = await tx.ledger_head(args.room)
+                if head is None:
+                    raise StorageError(f"no ledger for room {args.room} in {path}")
+                entry = await tx.append(
+                    args.room,
+                    ts=int(time.time() * 1000),
+                    actor=config.matrix.user_id,
+                    kind=MOD_OVERRIDE,
+                    data={"key": args.key, "value": value, "text_sha256": None},
+                    event=None,
+                    rule_source="operator override",
+                )
+                text = (
+                    f"The operator of this bot overrode a room rule: {args.key} is now "
+                    f"{format_rule_value(value)} (ledger entry #{entry.seq}). Rules normally "
+                    "change only by a passed proposal; this override is public in the ledger "
+                    "and in the next report."
+                )
+                content = message_content(Reply(seq(text), as_reply=False))
+                source = f"override:{args.room}:{entry.seq}"
+                await tx.enqueue(args.room, txn_id(source), "m.room.message", content, entry.ts)
+                return entry.seq
+        finally:
+            await storage.close()
+
+    try:
+        seq_no = asyncio.run(override())
+    except StorageError as exc:
+        return _fail(str(exc))
+    print(
+        f"{args.key} = {args.value} in {args.room} (ledger entry #{seq_no}); the bot announces it"
     )
     return 0
 
@@ -200,6 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a signed checkpoint copied from the room (repeatable)",
     )
     verify.set_defaults(func=cmd_verify)
+    rules = sub.add_parser("rules", help="operator overrides of room rules")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    rules_set = rules_sub.add_parser(
+        "set", help="override a room rule (announced in the room and logged in its ledger)"
+    )
+    rules_set.add_argument("--config", required=True)
+    rules_set.add_argument("--room", required=True)
+    rules_set.add_argument("key")
+    rules_set.add_argument("value")
+    rules_set.set_defaults(func=cmd_rules_set)
     return parser
 
 

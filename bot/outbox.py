@@ -29,6 +29,7 @@ _PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_L
 # Other error answers (a 500, say) are retried this many times before the message is dropped;
 # network failures are retried for as long as it takes, because the server is just down.
 _MAX_ERROR_ATTEMPTS = 8
+POLL_SECONDS = 5.0
 
 
 # An outbox row of this type is a job, not an event: upload the room's ledger as a file, then
@@ -58,7 +59,12 @@ class Outbox:
                         self._workers[row.room_id] = asyncio.create_task(
                             self._room_worker(row.room_id), name=f"outbox {row.room_id}"
                         )
-                await self._wake.wait()
+                # Also look every few seconds: another process (an operator override) may
+                # have queued something without a way to wake us.
+                try:
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                except TimeoutError:
+                    pass
         finally:
             for task in self._workers.values():
                 task.cancel()

@@ -664,6 +664,18 @@ class Tx:
         found = [await self.entry(room, seq) for seq in seqs]
         return [e for e in found if e is not None]
 
+    async def entries_of_kinds(
+        self, room: str, kinds: Sequence[str], limit: int
+    ) -> list[StoredEntry]:
+        """The newest entries of these kinds, newest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT seq FROM ledger WHERE room = ? AND kind IN (SELECT value FROM json_each(?)) "
+            "ORDER BY seq DESC LIMIT ?",
+            (room, json.dumps(list(kinds)), limit),
+        )
+        found = [await self.entry(room, int(r[0])) for r in rows]
+        return [e for e in found if e is not None]
+
     async def voided_by(self, room: str, seq: int) -> int | None:
         row = await self._one("SELECT by_seq FROM voided WHERE room = ? AND seq = ?", (room, seq))
         return int(row[0]) if row else None
@@ -1006,6 +1018,7 @@ class Storage:
         self._lock = asyncio.Lock()
         self.path = path
         self._heads: dict[str, LedgerHead] = {}  # committed ledger heads, by room
+        self._seen_version = -1  # PRAGMA data_version when the heads were last known good
 
     @classmethod
     async def open(cls, path: Path) -> Storage:
@@ -1032,11 +1045,20 @@ class Storage:
         async with self._lock:
             await self._db.close()
 
+    async def _data_version(self) -> int:
+        rows = await self._db.execute_fetchall("PRAGMA data_version")
+        return int(next(iter(rows))[0])
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """One write transaction: committed if the block ends normally, rolled back if not."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
+            # Another process (an operator's `commons rules set`) may have written since our
+            # last transaction: then the cached ledger heads are stale and are read again.
+            version = await self._data_version()
+            if version != self._seen_version:
+                self._heads = {}
             tx = Tx(self._db, self._heads)
             try:
                 yield tx
@@ -1046,6 +1068,8 @@ class Storage:
                 raise
             await self._db.execute("COMMIT")
             self._heads = tx.heads
+            # Our own commits don't change data_version; only other connections' do.
+            self._seen_version = version
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

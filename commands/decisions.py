@@ -24,6 +24,7 @@ from consensus.ledger import (
     ITEM_OPEN,
     POLL_METHODS,
     PROPOSAL_METHODS,
+    REVERSAL,
     RULE_CHANGE,
     VOTE,
 )
@@ -203,7 +204,9 @@ async def propose(ctx: Context, args: Args) -> Reply:
     if not 0 <= quorum <= 10_000:
         raise UserError("--quorum must be from 0 to 10000.", help_for="propose")
     closes = _when(ctx, args.get("closes"), rules.proposal_duration_ms)
-    return await _open(ctx, "proposal", method, title, description, (), quorum, closes, None, None)
+    return await open_item(
+        ctx, "proposal", method, title, description, (), quorum, closes, None, None
+    )
 
 
 async def _propose_rule(ctx: Context, args: Args, key: str, text: str) -> Reply:
@@ -227,7 +230,7 @@ async def _propose_rule(ctx: Context, args: Args, key: str, text: str) -> Reply:
         # A rule proposal may stay open longer than the room's rule says, never shorter.
         closes = max(closes, _when(ctx, args.get("closes"), terms.duration_ms))
     title = f"Change the rule {key} to {value if value is not None else '(none)'}"
-    return await _open(
+    return await open_item(
         ctx,
         "proposal",
         terms.method,
@@ -241,7 +244,7 @@ async def _propose_rule(ctx: Context, args: Args, key: str, text: str) -> Reply:
     )
 
 
-async def _open(
+async def open_item(
     ctx: Context,
     kind: str,
     method: str,
@@ -252,6 +255,8 @@ async def _open(
     closes: int,
     rule_key: str | None,
     rule_value: Any,
+    *,
+    target: int | None = None,
 ) -> Reply:
     number = await ctx.store.next_item(ctx.room_id)
     text = title + ("\n" + description if description else "")
@@ -266,7 +271,7 @@ async def _open(
         data={
             "item": number, "type": kind, "method": method, "options": len(options) or 4,
             "quorum": quorum, "closes": closes, "at": None, "need": None,
-            "rule_key": rule_key, "rule_value": rule_value, "target": None, "text_sha256": None,
+            "rule_key": rule_key, "rule_value": rule_value, "target": target, "text_sha256": None,
         },
         event=ctx.event_id,
         text=text,
@@ -277,7 +282,7 @@ async def _open(
             room=ctx.room_id, item=number, type=kind, author=ctx.sender, open_seq=entry.seq,
             open_event=ctx.event_id, status="open", method=method, options=options, quorum=quorum,
             closes=closes, at=None, need=None, rule_key=rule_key, rule_value=rule_value,
-            target=None, poll_txn=txn_id(ctx.event_id, "poll") if native else None,
+            target=target, poll_txn=txn_id(ctx.event_id, "poll") if native else None,
         )
     )  # fmt: skip
     tz = ctx.rules.timezone
@@ -365,7 +370,7 @@ async def poll(ctx: Context, args: Args) -> Reply:
         raise UserError("--quorum must be from 0 to 10000.", help_for="poll")
     closes = _when(ctx, args.get("closes"), ctx.rules.poll_duration_ms)
     method = args.get("method") or "single"
-    return await _open(
+    return await open_item(
         ctx, "poll", method, title, description, options, quorum, closes, None, None
     )
 
@@ -609,6 +614,12 @@ async def close_item(ctx: Context, item: Item, *, withdrawn: bool = False) -> Re
             event=None, rule_source=f"proposal #{item.item}",
         )  # fmt: skip
         text.append(f"The rule {item.rule_key} is now {item.rule_value} (proposal #{item.item}).")
+    if record["outcome"] == "passed" and item.target is not None:
+        await ctx.store.append(
+            ctx.room_id, ts=ctx.event_ts, actor=ctx.bot_user_id, kind=REVERSAL,
+            data={"target": item.target, "cause": "appeal", "item": item.item}, event=None,
+        )  # fmt: skip
+        text.append(f"The appeal passed: the void #{item.target} is reversed.")
     extra: tuple[Outgoing, ...] = ()
     start = await ctx.store.poll_event(item)
     if start is not None:

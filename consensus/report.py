@@ -1,0 +1,542 @@
+"""The daily transparency report's content. Pure: the day's entries and a few facts in, a Report.
+
+`build_report` reads the day's ledger entries once, in seq order, and the few earlier entries
+they refer to; it never reads the clock, the database or the room. Renderers (Markdown, HTML,
+chat, chart) work from the Report; `Report.to_json()` is its JSON form (integers and strings,
+no floats).
+
+How the sections count:
+- **Hours** are the room's local hours: the hours elapsed since the day's first instant, so a
+  day has 23, 24 or 25 buckets when clocks change (the last bucket is short where a change is
+  not a whole hour). Every entry of the day counts in its hour.
+- **Kudos**: `total`, `receivers` and the top receivers count every kudos credited that day,
+  kudos entries and attendance kudos alike (both raise scores). `entries`, `givers` and the top
+  givers count kudos entries only: attendance kudos are credited by the action call, not given
+  by the member who confirms. A kudos or attendance entry of the day taken out the same day (a
+  reversal, a mod.void) counts in none of them, unless an appeal the same day put it back.
+  `reversed` is the kudos that day's reversals and voids took out, whatever day they were given,
+  less what that day's appeals put back of that day's voids.
+- **Decisions**: proposals and polls opened or closed that day (votes alone don't list one).
+  **Actions**: action calls opened, closed, committed to or attended that day; a call not closed
+  that day reads "went" when its attendance was recorded or a commitment came after its deadline
+  (both happen only after a GO), otherwise "open".
+- **Moderation**: mod.void, mod.override, review, and erase when a moderator did it.
+  **Rule changes**: rule.change (a passed proposal) and mod.override (the operator).
+
+Flags are for human review and never acted on. Each explains itself with its numbers:
+- **ring**, a pair: each gave the other at least RING_MIN_KUDOS kudos that day, and that is at
+  least RING_SHARE_PERCENT % of what each gave. A triangle A → B → C → A: each gave the next at
+  least RING_MIN_KUDOS, and each gave at least RING_SHARE_PERCENT % of their kudos to the other
+  two. Triangles are looked for only along each giver's RING_TOP heaviest qualifying edges, so
+  the work stays linear in the day's giver-receiver pairs (this is not a clique search).
+- **spike**: the day's kudos total is at least SPIKE_FACTOR times the median of the baseline
+  days and at least SPIKE_MARGIN more than it. With fewer than SPIKE_MIN_DAYS baseline days the
+  check is not made and nothing is flagged. The baseline must count as `total` does and include
+  days without kudos (as 0), or the median comes out too high.
+- **newcomer**: a member who joined (as the bot saw it) less than NEWCOMER_MS before the day
+  began, or during it, and gave kudos that day. Members the bot never saw join were there first.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from types import MappingProxyType
+from typing import Any
+
+from consensus.durations import DAY_MS, HOUR_MS
+from consensus.ledger import (
+    ATTEND,
+    COMMIT,
+    ERASE,
+    ITEM_CLOSE,
+    ITEM_OPEN,
+    KUDOS,
+    MOD_OVERRIDE,
+    MOD_VOID,
+    REVERSAL,
+    REVIEW,
+    RULE_CHANGE,
+    LedgerEntry,
+)
+from consensus.scoring import CREDIT_KINDS, day_start, next_day_start
+
+TOP = 5
+RING_MIN_KUDOS = 3
+RING_SHARE_PERCENT = 60
+RING_TOP = 5
+SPIKE_FACTOR = 3
+SPIKE_MARGIN = 10
+SPIKE_MIN_DAYS = 7
+NEWCOMER_MS = 7 * DAY_MS
+
+_ACTION_STATUS = {"go": "went", "called_off": "called off", "withdrawn": "withdrawn"}
+
+# --- the data model --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A leaderboard line."""
+
+    user: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class KudosSection:
+    total: int  # kudos credited that day (after same-day reversals), all channels and attendance
+    entries: int  # kudos entries that day
+    givers: int
+    receivers: int
+    top_receivers: tuple[Ranked, ...]  # at most TOP
+    top_givers: tuple[Ranked, ...]  # at most TOP
+    reversed: int  # kudos taken back that day (reversal + mod.void of kudos or attendance)
+
+
+@dataclass(frozen=True)
+class DecisionLine:
+    """A proposal or poll opened or decided that day."""
+
+    item: int
+    type: str  # "proposal" | "poll"
+    title: str | None  # None when its text was erased
+    opened: bool  # opened that day
+    outcome: str | None  # "passed" | "failed" | "decided" | "withdrawn" | None (still open)
+    tally: Mapping[str, int | str] = field(hash=False)  # from the item.close (empty if open)
+
+
+@dataclass(frozen=True)
+class ActionLine:
+    item: int
+    title: str | None
+    status: str  # "open" | "went" | "called off" | "withdrawn"
+    need: int
+    committed: int
+    came: int  # attendance recorded (self-reported or confirmed)
+
+
+@dataclass(frozen=True)
+class ModLine:
+    """A moderator action that day: mod.void, mod.override, erase by a moderator, review."""
+
+    seq: int
+    kind: str
+    actor: str
+    target: int | None  # the seq it acts on
+    reason: str | None  # its text, None if none or erased
+
+
+@dataclass(frozen=True)
+class RuleLine:
+    seq: int
+    key: str
+    value: int | str | None
+    source: str  # "proposal #7" | "operator override"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """For human review only; never acted on."""
+
+    kind: str  # "ring" | "spike" | "newcomer"
+    users: tuple[str, ...]
+    explanation: str  # one sentence with the numbers
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    size: int
+    root: str  # hex
+    ts: int
+    signature: str  # unpadded base64
+    key: str  # unpadded base64 public key
+    text: str  # the one-line text form (SignedCheckpoint.to_text())
+    previous_size: int | None  # the previous report's checkpoint size
+    consistent: bool | None  # RFC 6962 consistency with the previous one (None: no previous)
+
+
+@dataclass(frozen=True)
+class Report:
+    room: str
+    day: str  # "YYYY-MM-DD", the room's local day
+    timezone: str
+    start_ms: int  # the day's first instant (UTC ms)
+    end_ms: int  # the next day's first instant
+    entries: int  # ledger entries written that day
+    hourly: tuple[int, ...]  # entries per local hour: 23, 24 or 25 buckets
+    kudos: KudosSection
+    decisions: tuple[DecisionLine, ...]
+    actions: tuple[ActionLine, ...]
+    moderation: tuple[ModLine, ...]
+    rule_changes: tuple[RuleLine, ...]
+    optouts: int  # members opted out now
+    expired_commands: int  # commands answered "expired" that day
+    unreviewed: tuple[str, ...]  # earlier report days not yet signed off with !review
+    flags: tuple[Flag, ...]
+    checkpoint: CheckpointInfo | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a fresh JSON object: dicts, lists, strings, integers, booleans, null."""
+        result: dict[str, Any] = _plain(self)
+        return result
+
+
+def _plain(value: object) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return value
+    raise TypeError(f"A report holds no {type(value).__name__} values.")
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def _title(text: str | None) -> str | None:
+    return None if text is None else text.split("\n", 1)[0]
+
+
+def _ranked(totals: Mapping[str, int]) -> tuple[Ranked, ...]:
+    best = heapq.nsmallest(TOP, totals.items(), key=lambda pair: (-pair[1], pair[0]))
+    return tuple(Ranked(user, amount) for user, amount in best)
+
+
+def _kudos_and_weights(
+    credits: Mapping[int, tuple[str | None, str, int]],
+    out: Collection[int],
+    kudos_entries: int,
+    reversed_amount: int,
+) -> tuple[KudosSection, dict[str, dict[str, int]]]:
+    received: dict[str, int] = {}
+    weights: dict[str, dict[str, int]] = {}  # giver -> receiver -> kudos, kudos entries only
+    total = 0
+    for seq, (giver, receiver, amount) in credits.items():
+        if seq in out:
+            continue
+        total += amount
+        received[receiver] = received.get(receiver, 0) + amount
+        if giver is not None:
+            to = weights.setdefault(giver, {})
+            to[receiver] = to.get(receiver, 0) + amount
+    given = {giver: sum(to.values()) for giver, to in weights.items()}
+    section = KudosSection(
+        total=total,
+        entries=kudos_entries,
+        givers=len(given),
+        receivers=len(received),
+        top_receivers=_ranked(received),
+        top_givers=_ranked(given),
+        reversed=reversed_amount,
+    )
+    return section, weights
+
+
+def _share(part: int, whole: int) -> bool:
+    return part * 100 >= whole * RING_SHARE_PERCENT
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{part} of {whole} ({part * 100 // whole}%)"
+
+
+def _ring_flags(weights: Mapping[str, Mapping[str, int]]) -> list[Flag]:
+    given = {giver: sum(to.values()) for giver, to in weights.items()}
+    # Only edges heavy enough to be part of a ring; each giver keeps its RING_TOP heaviest.
+    heavy = {
+        giver: [
+            r
+            for r, _ in heapq.nsmallest(
+                RING_TOP,
+                ((r, w) for r, w in to.items() if w >= RING_MIN_KUDOS),
+                key=lambda pair: (-pair[1], pair[0]),
+            )
+        ]
+        for giver, to in weights.items()
+    }
+    flags: list[Flag] = []
+    for a in sorted(heavy):
+        for b in heavy[a]:
+            ab, ba = weights[a][b], weights.get(b, {}).get(a, 0)
+            if a < b and ba >= RING_MIN_KUDOS and _share(ab, given[a]) and _share(ba, given[b]):
+                flags.append(
+                    Flag(
+                        "ring",
+                        (a, b),
+                        f"{a} and {b} gave each other most of their kudos: {a} gave {b} "
+                        f"{_percent(ab, given[a])}, {b} gave {a} {_percent(ba, given[b])} "
+                        f"(flagged at {RING_MIN_KUDOS} or more each way and "
+                        f"{RING_SHARE_PERCENT}% or more of what each gave).",
+                    )
+                )
+    seen: set[frozenset[str]] = set()
+    for a in sorted(heavy):
+        for b in heavy[a]:
+            for c in heavy.get(b, ()):
+                members = frozenset((a, b, c))
+                if len(members) < 3 or members in seen:  # c is a: a pair
+                    continue
+                if weights.get(c, {}).get(a, 0) < RING_MIN_KUDOS:
+                    continue
+                cycle = ((a, b, c), (b, c, a), (c, a, b))
+                # (gave the next, gave the other two, gave in all) for each member
+                rows = [
+                    (weights[x][y], weights[x][y] + weights[x].get(z, 0), given[x])
+                    for x, y, z in cycle
+                ]
+                if not all(_share(within, whole) for _, within, whole in rows):
+                    continue
+                seen.add(members)
+                nexts = ", ".join(str(n) for n, _, _ in rows)
+                shares = ", ".join(f"{within} of {whole}" for _, within, whole in rows)
+                flags.append(
+                    Flag(
+                        "ring",
+                        (a, b, c),
+                        f"{a} → {b} → {c} → {a} gave kudos around a circle: each gave the next "
+                        f"{nexts} and kept most of their kudos within the three ({shares}; "
+                        f"flagged at {RING_MIN_KUDOS} or more to the next and "
+                        f"{RING_SHARE_PERCENT}% or more within).",
+                    )
+                )
+    return flags
+
+
+def _spike_flag(day: str, total: int, baseline: Mapping[str, int]) -> Flag | None:
+    days = len(baseline)
+    if days < SPIKE_MIN_DAYS:
+        return None
+    ordered = sorted(baseline.values())
+    twice_median = ordered[(days - 1) // 2] + ordered[days // 2]  # integers: no float median
+    if 2 * total < SPIKE_FACTOR * twice_median or 2 * total < twice_median + 2 * SPIKE_MARGIN:
+        return None
+    median = f"{twice_median // 2}" + (".5" if twice_median % 2 else "")
+    return Flag(
+        "spike",
+        (),
+        f"{total} kudos on {day} against a median of {median} a day over the {days} days before "
+        f"(flagged at {SPIKE_FACTOR} times the median and {SPIKE_MARGIN} or more above it).",
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _newcomer_flags(
+    start_ms: int,
+    weights: Mapping[str, Mapping[str, int]],
+    member_since: Mapping[str, int],
+) -> list[Flag]:
+    flags = []
+    for giver in sorted(weights):
+        since = member_since.get(giver)
+        if since is None or since <= start_ms - NEWCOMER_MS:
+            continue
+        to = weights[giver]
+        gave = f"gave {sum(to.values())} kudos to {_plural(len(to), 'member')}"
+        if since >= start_ms:
+            when = "joined during the day"
+        else:
+            ago = start_ms - since
+            when = (
+                f"joined {_plural(ago // HOUR_MS, 'hour')} before the day began"
+                if ago >= HOUR_MS
+                else "joined less than an hour before the day began"
+            )
+        flags.append(
+            Flag(
+                "newcomer",
+                (giver,),
+                f"{giver} {when} and {gave} "
+                f"(flagged when a member joined less than {NEWCOMER_MS // DAY_MS} days before).",
+            )
+        )
+    return flags
+
+
+def build_report(
+    *,
+    room: str,
+    day: str,
+    timezone: str,
+    entries: Iterable[tuple[LedgerEntry, str | None]],
+    targets: Mapping[int, tuple[LedgerEntry, str | None]],
+    item_opens: Mapping[int, tuple[LedgerEntry, str | None]],
+    action_state: Mapping[int, tuple[int, int]],
+    baseline_kudos: Mapping[str, int],
+    member_since: Mapping[str, int],
+    optouts: int,
+    expired_commands: int,
+    unreviewed: Sequence[str],
+    moderators: Collection[str],
+    checkpoint: CheckpointInfo | None,
+) -> Report:
+    """The report of local `day` in `timezone` (see the module docstring for what counts).
+
+    `entries` are the day's entries in seq order, each with its text (None: none or erased);
+    `targets` the earlier entries they take out or name, by seq; `item_opens` the item.open entry
+    and text of each item touched that day, by item number; `action_state` each such action
+    call's (committed now, came); `baseline_kudos` the kudos total of each earlier day;
+    `member_since` when the bot saw each member join (UTC ms). Raises ValueError when an entry
+    lies outside the day or something it refers to was not given.
+    """
+    start = day_start(day, timezone)
+    end = next_day_start(start, timezone)
+    hourly = [0] * -(-(end - start) // HOUR_MS)
+    count = 0
+    credits: dict[int, tuple[str | None, str, int]] = {}  # seq -> (giver, receiver, amount)
+    out: set[int] = set()  # the day's credits taken out (and still out)
+    voids: dict[int, tuple[int, int]] = {}  # the day's mod.voids: seq -> (target, amount)
+    kudos_entries = reversed_amount = 0
+    opened: dict[int, tuple[LedgerEntry, str | None]] = {}
+    closed: dict[int, LedgerEntry] = {}
+    touched: set[int] = set()  # action calls committed to or attended
+    went: set[int] = set()  # action calls that day's entries show to have gone ahead
+    commit_ts: dict[int, int] = {}
+    moderation: list[ModLine] = []
+    rule_changes: list[RuleLine] = []
+
+    def credit_amount(seq: int, by: int) -> int:
+        if seq in credits:
+            return credits[seq][2]
+        found = targets.get(seq)
+        if found is None:
+            raise ValueError(f"Entry {by} refers to entry {seq}, which was not given.")
+        target = found[0]
+        if target.kind == KUDOS:
+            amount: int = target.data["amount"]
+            return amount
+        kudos: int = target.data["kudos"] if target.kind == ATTEND else 0
+        return kudos
+
+    def kind_of(seq: int, by: int) -> str:
+        if seq in credits:
+            return KUDOS
+        if seq in voids:
+            return MOD_VOID
+        found = targets.get(seq)
+        if found is None:
+            raise ValueError(f"Entry {by} refers to entry {seq}, which was not given.")
+        return found[0].kind
+
+    for entry, text in entries:
+        ts, kind, data, seq = entry.ts, entry.kind, entry.data, entry.seq
+        if not start <= ts < end:
+            raise ValueError(f"Entry {seq} is not of {day} in {timezone}.")
+        hourly[(ts - start) // HOUR_MS] += 1
+        count += 1
+        if kind == KUDOS:
+            kudos_entries += 1
+            credits[seq] = (entry.actor, data["to"], data["amount"])
+        elif kind == ATTEND:
+            touched.add(data["item"])
+            went.add(data["item"])
+            if data["kudos"] > 0:
+                credits[seq] = (None, data["user"], data["kudos"])
+        elif kind == REVERSAL:
+            target = data["target"]
+            target_kind = kind_of(target, seq)
+            if target_kind in CREDIT_KINDS:
+                reversed_amount += credit_amount(target, seq)
+                out.add(target)
+            elif target_kind == MOD_VOID and target in voids:
+                # An appeal of that day's void: the kudos count again.
+                voided, amount = voids[target]
+                reversed_amount -= amount
+                out.discard(voided)
+        elif kind == MOD_VOID:
+            target = data["target"]
+            amount = credit_amount(target, seq)
+            voids[seq] = (target, amount)
+            reversed_amount += amount
+            out.add(target)
+            moderation.append(ModLine(seq, kind, entry.actor, target, text))
+        elif kind == ITEM_OPEN:
+            opened[data["item"]] = (entry, text)
+        elif kind == ITEM_CLOSE:
+            closed[data["item"]] = entry
+        elif kind == COMMIT:
+            touched.add(data["item"])
+            commit_ts[data["item"]] = max(ts, commit_ts.get(data["item"], ts))
+        elif kind == RULE_CHANGE:
+            rule_changes.append(
+                RuleLine(seq, data["key"], data["value"], f"proposal #{data['item']}")
+            )
+        elif kind == MOD_OVERRIDE:
+            rule_changes.append(RuleLine(seq, data["key"], data["value"], "operator override"))
+            moderation.append(ModLine(seq, kind, entry.actor, None, text))
+        elif kind == REVIEW or (kind == ERASE and entry.actor in moderators):
+            moderation.append(ModLine(seq, kind, entry.actor, data.get("target"), text))
+
+    kudos, weights = _kudos_and_weights(credits, out, kudos_entries, reversed_amount)
+
+    known_opens = {e.data["item"]: (e, t) for e, t in targets.values() if e.kind == ITEM_OPEN}
+    known_opens.update(item_opens)
+    known_opens.update(opened)
+    decisions: list[DecisionLine] = []
+    actions: list[ActionLine] = []
+    for item in sorted(opened.keys() | closed.keys() | touched):
+        found = known_opens.get(item)
+        if found is None:
+            raise ValueError(
+                f"Item #{item} was touched on {day}, but its item.open was not given."
+            )
+        open_entry, text = found
+        close = closed.get(item)
+        if open_entry.data["type"] != "action":
+            decisions.append(
+                DecisionLine(
+                    item=item,
+                    type=open_entry.data["type"],
+                    title=_title(text),
+                    opened=item in opened,
+                    outcome=None if close is None else close.data["outcome"],
+                    tally=MappingProxyType({} if close is None else dict(close.data["tally"])),
+                )
+            )
+            continue
+        if item not in action_state:
+            raise ValueError(f"Action call #{item}'s commitments and attendance were not given.")
+        deadline = open_entry.data["closes"]
+        if close is not None:
+            status = _ACTION_STATUS[close.data["outcome"]]
+        elif item in went or (deadline is not None and commit_ts.get(item, -1) >= deadline):
+            status = "went"
+        else:
+            status = "open"
+        committed, came = action_state[item]
+        actions.append(
+            ActionLine(item, _title(text), status, open_entry.data["need"], committed, came)
+        )
+
+    flags = _ring_flags(weights)
+    spike = _spike_flag(day, kudos.total, baseline_kudos)
+    if spike is not None:
+        flags.append(spike)
+    flags += _newcomer_flags(start, weights, member_since)
+
+    return Report(
+        room=room,
+        day=day,
+        timezone=timezone,
+        start_ms=start,
+        end_ms=end,
+        entries=count,
+        hourly=tuple(hourly),
+        kudos=kudos,
+        decisions=tuple(decisions),
+        actions=tuple(actions),
+        moderation=tuple(moderation),
+        rule_changes=tuple(rule_changes),
+        optouts=optouts,
+        expired_commands=expired_commands,
+        unreviewed=tuple(unreviewed),
+        flags=tuple(flags),
+        checkpoint=checkpoint,
+    )
