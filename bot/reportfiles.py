@@ -68,7 +68,7 @@ td, th { padding: 0.1rem 0.8rem; text-align: right; border-bottom: 1px solid #ee
         width="800" height="300"></p>
 {% for section in sections %}
 {% if section.inline %}
-<p><b>{{ section.heading }}:</b> {{ section.entries | join(", ") if section.entries else "none" }}</p>
+<p><b>{{ section.heading }}:</b> {{ section.entries | join(", ") or "none" }}</p>
 {% else %}
 <h2>{{ section.heading }}</h2>
 <ul>

@@ -222,7 +222,7 @@ def _rule(r: RuleLine) -> Fragment:
 
 def _flag(f: Flag, quiet: bool) -> Fragment:
     """The flag's kind and explanation, with the IDs in it as user links (quiet in chat)."""
-    names = sorted(set(f.users), key=len, reverse=True)
+    names = sorted({u for u in f.users if u}, key=len, reverse=True)
     parts: list[Fragment] = [bold(f.kind), ": "]
     unnamed = [u for u in f.users if u not in f.explanation]
     if unnamed:
@@ -311,24 +311,26 @@ def _pack(sections: Iterable[Section], budget: int) -> list[list[Fragment]]:
 
     for section in sections:
         block = _block(section)
-        if room < _cost(block) <= budget:
+        cost = _cost(block)
+        if room < cost <= budget:
             new_message()
-        if _cost(block) <= room:
+        if cost <= room:
             parts[-1].append(block)
-            room -= _cost(block)
+            room -= cost
             continue
         heading = section.heading
         batch: list[Fragment] = []
         used = _cost(bold(heading))
         for item in section.items:
-            if used + _cost(item) > room:
+            cost = _cost(item)
+            if used + cost > room:
                 if batch:
                     parts[-1].append(lines([bold(heading), bullets(batch)]))
                     heading = section.heading + " (continued)"
                 new_message()
                 batch, used = [], _cost(bold(heading))
             batch.append(item)
-            used += _cost(item)
+            used += cost
         parts[-1].append(lines([bold(heading), bullets(batch)]))
         room -= used
     return parts

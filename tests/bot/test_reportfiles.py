@@ -49,7 +49,7 @@ def test_the_page_escapes_user_text_and_shows_the_chart(tmp_path):
     page = write_report_files(report, tmp_path).html.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert '<img src="2025-11-26.png"' in page
-    assert "#2 “&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x" in page
+    assert "#2 “&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x" in page
     assert "&lt;/li&gt;&lt;script&gt;x()&lt;/script&gt;" in page
     assert "<script" not in page and "<img src=x" not in page
     # The room ID is escaped by the template itself.
@@ -109,7 +109,7 @@ def test_a_day_that_is_not_a_date_is_refused(tmp_path, day):
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     files = write_report_files(make_report(), tmp_path)
-    before = files.json.read_bytes()
+    before = files.png.read_bytes()
 
     def broken_replace(src, dst):
         raise OSError("disk full")
@@ -118,7 +118,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(OSError, match="disk full"):
         write_report_files(replace(make_report(), entries=99), tmp_path)
     monkeypatch.undo()
-    assert files.json.read_bytes() == before
+    assert files.png.read_bytes() == before
     assert not [p for p in files.json.parent.iterdir() if p.name.startswith(".")]
 
 
