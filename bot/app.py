@@ -34,18 +34,21 @@ from nio import (
 from bot.clock import now_ms
 from bot.config import Config
 from bot.deadlines import Deadlines
-from bot.outbox import EXPORT_JOB, Outbox
+from bot.outbox import EXPORT_JOB, IMAGE_JOB, Outbox
+from bot.reportfiles import write_report_files
 from bot.roomstate import RoomState
 from bot.session import NETWORK_ERRORS
 from bot.storage import SALT_BYTES, Storage, Tx
 from commands import actions as actions_commands
-from commands import decisions
+from commands import decisions, reports
 from commands import kudos as kudos_commands
 from commands.context import Context, Services
 from commands.declare import REGISTRY
 from commands.dispatch import dispatch, is_command
 from commands.events import command_text, edited_event, reply_target, thread_root
 from commands.render import Reply, message_content, seq, txn_id
+from commands.report_render import flags_message, report_messages
+from consensus import scoring
 from consensus.checkpoint import public_key_b64
 
 log = logging.getLogger("commons")
@@ -212,8 +215,10 @@ class Bot:
                 self.outbox.wake()
                 await self._watch_deadlines()
                 if not self.ready.is_set():
-                    # The backlog is handled: only now may overdue deadlines fire.
+                    # The backlog is handled: only now may overdue deadlines fire, and a daily
+                    # report missed while the bot was down is made.
                     self.deadlines.start()
+                    await self.close_due()
                     self.ready.set()
                     log.info("ready")
                 continue
@@ -591,7 +596,7 @@ class Bot:
                 await self._job(
                     tx, ctx, actions_commands.reminder(ctx, item, due), in_reply_to=item.open_event
                 )
-        self.outbox.wake()
+        await self.make_due_reports()
 
     async def _job(
         self,
@@ -636,10 +641,65 @@ class Bot:
         )
 
     async def _watch_deadlines(self) -> None:
+        now = now_ms()
         async with self.storage.read() as tx:
             jobs = [(f"close:{r}:{i}", when) for r, i, when in await tx.next_deadlines()]
             jobs += [(f"remind:{r}:{i}:{due}", due) for r, i, due in await tx.pending_reminders()]
+            for room_id in await tx.rooms_with_ledgers():
+                head = await tx.ledger_head(room_id)
+                if head is not None:
+                    at, tz = head.rules.report_time, head.rules.timezone
+                    jobs.append((f"report:{room_id}", reports.next_report_instant(now, at, tz)))
         self.deadlines.watch(jobs)
+
+    async def make_due_reports(self) -> None:
+        """Make each room's latest due daily report, once per room and local day."""
+        now = now_ms()
+        async with self.storage.read() as tx:
+            rooms = await tx.rooms_with_ledgers()
+        for room_id in rooms:
+            try:
+                await self._report(room_id, now)
+            except Exception:
+                log.exception("the daily report of %s failed", room_id)
+        self.outbox.wake()
+
+    async def _report(self, room_id: str, now: int) -> None:
+        async with self.storage.write() as tx:
+            head = await tx.ledger_head(room_id)
+            genesis = await tx.entry(room_id, 1)
+            if head is None or genesis is None:
+                return
+            rules = head.rules
+            day = reports.due_report_day(now, rules.report_time, rules.timezone)
+            made = await tx.report_days(room_id)
+            if day in made or day < scoring.local_day(genesis.entry.ts, rules.timezone):
+                return  # done already, or a day from before the bot was in the room
+            source = f"job:report:{room_id}:{day}"
+            ctx = await self._job_context(tx, room_id, source, now)
+            previous = made[max(made)] if made else None
+            checkpoint = await reports.daily_checkpoint(ctx, previous)
+            report = await reports.gather_report(ctx, day, checkpoint)
+            public_flags = rules.moderators_room is None
+            folder = self.config.bot.data_dir / "reports"
+            files = await asyncio.to_thread(
+                write_report_files, report, folder, include_flags=public_flags
+            )
+            for i, message in enumerate(report_messages(report, include_flags=public_flags)):
+                content = message_content(message)
+                await tx.enqueue(
+                    room_id, txn_id(source, f"part{i}"), "m.room.message", content, now
+                )
+            chart = {"path": str(files.png), "name": f"activity-{day}.png"}
+            await tx.enqueue(room_id, txn_id(source, "chart"), IMAGE_JOB, chart, now)
+            flags = flags_message(report)
+            if rules.moderators_room and flags is not None:
+                content = message_content(flags)
+                await tx.enqueue(
+                    rules.moderators_room, txn_id(source, "flags"), "m.room.message", content, now
+                )
+            await tx.add_report(room_id, day, now, checkpoint.size)
+            log.info("made the report of %s for %s", room_id, day)
 
     # -- invites --------------------------------------------------------------------------
 

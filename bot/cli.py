@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -231,6 +232,65 @@ def cmd_rules_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """A room's report for a day, offline from the database (Markdown on standard output)."""
+    from bot.app import NioRoomView
+    from bot.clock import now_ms
+    from bot.roomstate import RoomState
+    from commands.context import Context, Services
+    from commands.declare import REGISTRY
+    from commands.report_render import report_markdown
+    from commands.reports import checkpoint_info, gather_report
+    from consensus import scoring
+
+    config = load_config(Path(args.config), os.environ)
+
+    async def build() -> str:
+        path = config.bot.data_dir / "commons.db"
+        if not path.exists():
+            raise StorageError(f"{path}: no database here yet")
+        storage = await Storage.open(path)
+        try:
+            async with storage.read() as tx:
+                head = await tx.ledger_head(args.room)
+                if head is None:
+                    raise StorageError(f"no ledger for room {args.room} in {path}")
+                state = RoomState(args.room)
+                for user_id in await tx.members_since(args.room):
+                    state.members[user_id] = None
+                now = now_ms()
+                day = args.date or scoring.local_day(now, head.rules.timezone)
+                ctx = Context(
+                    room_id=args.room,
+                    sender=config.matrix.user_id,
+                    event_id="cli:report",
+                    event_ts=now,
+                    now_ms=now,
+                    prefix=config.bot.command_prefix,
+                    bot_user_id=config.matrix.user_id,
+                    room=NioRoomView(state, None),
+                    registry=REGISTRY,
+                    store=tx,
+                    services=Services(new_salt=lambda: b"", public_key="", signing_key=b""),
+                    rules=head.rules,
+                )
+                checkpoints = await tx.checkpoints(args.room)
+                latest = (
+                    checkpoint_info(checkpoints[-1].signed, None, None) if checkpoints else None
+                )
+                return report_markdown(await gather_report(ctx, day, latest))
+        finally:
+            await storage.close()
+
+    if args.date is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date):
+        return _fail(f"--date must look like 2026-11-26, not {args.date!r}")
+    try:
+        print(asyncio.run(build()), end="")
+    except StorageError as exc:
+        return _fail(str(exc))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commons", description="Commons: a Matrix bot for self-organising communities."
@@ -258,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a signed checkpoint copied from the room (repeatable)",
     )
     verify.set_defaults(func=cmd_verify)
+    report = sub.add_parser("report", help="a room's daily report, offline from the database")
+    report.add_argument("--config", required=True)
+    report.add_argument("--room", required=True)
+    report.add_argument("--date", help="the local day, YYYY-MM-DD (default: today so far)")
+    report.set_defaults(func=cmd_report)
     rules = sub.add_parser("rules", help="operator overrides of room rules")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     rules_set = rules_sub.add_parser(

@@ -35,6 +35,8 @@ POLL_SECONDS = 5.0
 # An outbox row of this type is a job, not an event: upload the room's ledger as a file, then
 # send the file message (SPEC `!export`).
 EXPORT_JOB = "commons.export"
+# Upload a file the bot wrote (the daily report's chart) and send it as an image.
+IMAGE_JOB = "commons.image"
 
 
 class Outbox:
@@ -78,8 +80,9 @@ class Outbox:
                 await self._send(row)
 
     async def _send(self, row: OutboxRow) -> None:
-        if row.event_type == EXPORT_JOB:
-            content = await self._upload_export(row)
+        if row.event_type in (EXPORT_JOB, IMAGE_JOB):
+            upload = self._upload_export if row.event_type == EXPORT_JOB else self._upload_image
+            content = await upload(row)
             if content is None:
                 return
             row = OutboxRow(row.id, row.room_id, row.txn_id, "m.room.message", content)
@@ -120,6 +123,25 @@ class Outbox:
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 (jitter)
             delay = min(delay * 2, 60.0)
 
+    async def _upload(self, row: OutboxRow, path: Path, name: str, mimetype: str) -> str | None:
+        """Upload a file to the media repository; its mxc:// URI, or None after retries."""
+        length = path.stat().st_size
+        resp: Any = None
+        for attempt in range(5):
+            with path.open("rb") as data:
+                try:
+                    resp, _ = await self._client.upload(
+                        data, content_type=mimetype, filename=name, filesize=length
+                    )
+                except NETWORK_ERRORS as exc:
+                    resp = exc
+            if isinstance(resp, UploadResponse):
+                return str(resp.content_uri)
+            log.warning("upload of %s failed (%s); attempt %d", name, resp, attempt + 1)
+            await asyncio.sleep(2**attempt)
+        await self._storage.mark_failed(row.id, f"upload failed: {resp}")
+        return None
+
     async def _upload_export(self, row: OutboxRow) -> dict[str, Any] | None:
         from bot.export import write_export  # here, so the outbox has no hard tie to exports
 
@@ -130,29 +152,14 @@ class Outbox:
             with path.open("wb") as out:
                 await write_export(self._storage, row.room_id, out, size)
             length = path.stat().st_size
-            for attempt in range(5):
-                with path.open("rb") as data:
-                    try:
-                        resp, _ = await self._client.upload(
-                            data,
-                            content_type="application/x-ndjson",
-                            filename=name,
-                            filesize=length,
-                        )
-                    except NETWORK_ERRORS as exc:
-                        resp = exc
-                if isinstance(resp, UploadResponse):
-                    break
-                log.warning("upload of %s failed (%s); attempt %d", name, resp, attempt + 1)
-                await asyncio.sleep(2**attempt)
-            else:
-                await self._storage.mark_failed(row.id, f"upload failed: {resp}")
-                return None
+            uri = await self._upload(row, path, name, "application/x-ndjson")
+        if uri is None:
+            return None
         content: dict[str, Any] = {
             "msgtype": "m.file",
             "body": name,
             "filename": name,
-            "url": resp.content_uri,
+            "url": uri,
             "info": {"mimetype": "application/x-ndjson", "size": length},
             "m.mentions": {},
         }
@@ -167,3 +174,22 @@ class Outbox:
             )
         content["m.relates_to"] = relates
         return content
+
+    async def _upload_image(self, row: OutboxRow) -> dict[str, Any] | None:
+        path = Path(str(row.content["path"]))
+        if not path.exists():
+            log.warning("the image %s to send to %s is gone", path, row.room_id)
+            await self._storage.mark_failed(row.id, "file missing")
+            return None
+        name = str(row.content["name"])
+        uri = await self._upload(row, path, name, "image/png")
+        if uri is None:
+            return None
+        return {
+            "msgtype": "m.image",
+            "body": name,
+            "filename": name,
+            "url": uri,
+            "info": {"mimetype": "image/png", "size": path.stat().st_size},
+            "m.mentions": {},
+        }

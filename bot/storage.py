@@ -228,6 +228,15 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (room, item, due)
         ) STRICT, WITHOUT ROWID""",
     ],
+    [
+        # Daily reports: at most one per room and local day (the primary key says so).
+        "CREATE INDEX ledger_by_ts ON ledger (room, ts)",
+        """CREATE TABLE reports (
+            room TEXT NOT NULL, day TEXT NOT NULL, made_ts INTEGER NOT NULL,
+            checkpoint_size INTEGER,
+            PRIMARY KEY (room, day)
+        ) STRICT, WITHOUT ROWID""",
+    ],
 ]
 
 
@@ -930,6 +939,74 @@ class Tx:
             "UPDATE reminders SET sent = 1 WHERE room = ? AND item = ? AND due = ?",
             (room, item, due),
         )
+
+    # -- reports -----------------------------------------------------------------------------
+
+    async def entries_between(self, room: str, start: int, end: int) -> list[StoredEntry]:
+        """Entries with start <= ts < end, in seq order (a day's entries, for its report)."""
+        rows = await self._db.execute_fetchall(
+            _ENTRY_SELECT + "WHERE l.room = ? AND l.ts >= ? AND l.ts < ? ORDER BY l.seq",
+            (room, start, end),
+        )
+        return [_stored(r) for r in rows]
+
+    async def kudos_per_day(self, room: str, since: str, before: str) -> dict[str, int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT day, SUM(received) FROM score_day WHERE room = ? AND day >= ? AND day < ? "
+            "GROUP BY day",
+            (room, since, before),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def members_since(self, room: str) -> dict[str, int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT user, since FROM members WHERE room = ?", (room,)
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def optout_count(self, room: str) -> int:
+        row = await self._one("SELECT count(*) FROM optout WHERE room = ?", (room,))
+        return int(row[0])
+
+    async def expired_between(self, room: str, start: int, end: int) -> int:
+        row = await self._one(
+            "SELECT count(*) FROM expired_commands WHERE room_id = ? AND received_ts >= ? "
+            "AND received_ts < ?",
+            (room, start, end),
+        )
+        return int(row[0])
+
+    async def report_days(self, room: str) -> dict[str, int | None]:
+        """Days with a made report -> the size of its checkpoint."""
+        rows = await self._db.execute_fetchall(
+            "SELECT day, checkpoint_size FROM reports WHERE room = ? ORDER BY day", (room,)
+        )
+        return {str(r[0]): r[1] for r in rows}
+
+    async def reviewed_days(self, room: str) -> set[str]:
+        rows = await self._db.execute_fetchall(
+            "SELECT json_extract(data, '$.date') FROM ledger WHERE room = ? AND kind = 'review'",
+            (room,),
+        )
+        return {str(r[0]) for r in rows}
+
+    async def add_report(
+        self, room: str, day: str, made: int, checkpoint_size: int | None
+    ) -> bool:
+        """Record a made report; False if that day's report was made already."""
+        cur = await self._db.execute(
+            "INSERT INTO reports (room, day, made_ts, checkpoint_size) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (room, day, made, checkpoint_size),
+        )
+        return bool(cur.rowcount)
+
+    async def rooms_with_ledgers(self) -> list[str]:
+        rows = await self._db.execute_fetchall(
+            "SELECT h.room FROM ledger_head h JOIN rooms r ON r.room_id = h.room "
+            "WHERE r.left_ts IS NULL"
+        )
+        return [str(r[0]) for r in rows]
 
     async def add_checkpoint(self, signed: SignedCheckpoint, frontier: list[str]) -> None:
         cp = signed.checkpoint

@@ -7,7 +7,16 @@ to the shell, which logs them with a reference and rolls back the event's effect
 from __future__ import annotations
 
 # Importing a command module registers the commands it declares; the order is !help's order.
-from commands import actions, basics, decisions, kudos, ledger, moderation, rules  # noqa: F401
+from commands import (  # noqa: F401
+    actions,
+    basics,
+    decisions,
+    kudos,
+    ledger,
+    moderation,
+    reports,
+    rules,
+)
 from commands.context import Context
 from commands.declare import Kind, Permission
 from commands.errors import UserError

@@ -7,7 +7,7 @@ and later check an export against it with `commons verify`.
 
 from __future__ import annotations
 
-from commands.context import Context
+from commands.context import Context, StoredCheckpoint
 from commands.declare import REGISTRY, Args, Kind, Param, Reason
 from commands.errors import UserError
 from commands.kudos import check_reason, local_time
@@ -86,41 +86,57 @@ async def verify(ctx: Context, args: Args) -> Reply:
         if last.signed.checkpoint.size == head.size:
             return _checkpoint_reply(ctx, last.signed, "Verified less than a minute ago")
         raise UserError("I verify at most once a minute per room; please try again shortly.")
+    problem = await check_since(ctx, last)
+    if problem is not None:
+        return Reply(seq(bold("Verification FAILED: "), problem + ". Please tell the operator."))
+    signed = await new_checkpoint(ctx)
+    checked = head.size - (last.signed.checkpoint.size if last else 0)
+    return _checkpoint_reply(
+        ctx, signed, f"Verified: {checked} entries since the last checkpoint chain up"
+    )
+
+
+async def check_since(ctx: Context, last: StoredCheckpoint | None) -> str | None:
+    """Whether the entries since checkpoint `last` (all of them if None) extend it to the
+    recorded head: each links to the one before, and their Merkle leaves, added to the
+    checkpoint's frontier, give the head's root. None when they do, else the problem."""
+    head = await ctx.store.ledger_head(ctx.room_id)
+    if head is None:
+        return "this room has no ledger"
     start = last.signed.checkpoint.size if last else 0
     frontier = MerkleFrontier.from_hex(start, last.frontier) if last else MerkleFrontier()
-    problem = None
-    prev_hash = None
+    prev_hash: str | None = GENESIS_PREV
     if last is not None:
         anchor = await ctx.store.entry(ctx.room_id, start)
         prev_hash = anchor.entry.hash() if anchor else None
         if frontier.root().hex() != last.signed.checkpoint.root:
-            problem = f"the stored checkpoint at {start} does not match its own Merkle state"
-    else:
-        prev_hash = GENESIS_PREV
+            return f"the stored checkpoint at {start} does not match its own Merkle state"
     after = start
-    while problem is None:
+    while True:
         batch = await ctx.store.entries(ctx.room_id, after=after, limit=1000)
         if not batch:
             break
         for stored in batch:
             entry = stored.entry
             if entry.prev != prev_hash:
-                problem = f"entry {entry.seq} does not link to entry {entry.seq - 1}"
-                break
+                return f"entry {entry.seq} does not link to entry {entry.seq - 1}"
             prev_hash = entry.hash()
             frontier.append(entry.leaf_hash())
         after = batch[-1].entry.seq
-    if problem is None and (frontier.size != head.size or frontier.root().hex() != head.root):
-        problem = "the entries do not add up to the recorded head"
-    if problem is not None:
-        return Reply(seq(bold("Verification FAILED: "), problem + ". Please tell the operator."))
+    if frontier.size != head.size or frontier.root().hex() != head.root:
+        return "the entries do not add up to the recorded head"
+    return None
+
+
+async def new_checkpoint(ctx: Context) -> SignedCheckpoint:
+    """Sign and keep a checkpoint of the room's ledger as it is now."""
+    head = await ctx.store.ledger_head(ctx.room_id)
+    if head is None:
+        raise UserError("This room has no ledger yet.")
     cp = Checkpoint(room=ctx.room_id, size=head.size, root=head.root, ts=ctx.now_ms)
     signed = SignedCheckpoint.create(cp, ctx.services.signing_key)
-    await ctx.store.add_checkpoint(signed, frontier.to_hex())
-    checked = head.size - start
-    return _checkpoint_reply(
-        ctx, signed, f"Verified: {checked} entries since the last checkpoint chain up"
-    )
+    await ctx.store.add_checkpoint(signed, list(head.frontier))
+    return signed
 
 
 def _checkpoint_reply(ctx: Context, signed: SignedCheckpoint, title: str) -> Reply:

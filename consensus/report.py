@@ -207,34 +207,94 @@ def _ranked(totals: Mapping[str, int]) -> tuple[Ranked, ...]:
     return tuple(Ranked(user, amount) for user, amount in best)
 
 
-def _kudos_and_weights(
-    credits: Mapping[int, tuple[str | None, str, int]],
-    out: Collection[int],
-    kudos_entries: int,
-    reversed_amount: int,
-) -> tuple[KudosSection, dict[str, dict[str, int]]]:
-    received: dict[str, int] = {}
-    weights: dict[str, dict[str, int]] = {}  # giver -> receiver -> kudos, kudos entries only
-    total = 0
-    for seq, (giver, receiver, amount) in credits.items():
-        if seq in out:
-            continue
-        total += amount
-        received[receiver] = received.get(receiver, 0) + amount
+_Credit = tuple[str | None, str, int]  # giver (None: attendance kudos), receiver, amount
+
+
+def _credited(entry: LedgerEntry) -> int:
+    if entry.kind == KUDOS:
+        amount: int = entry.data["amount"]
+        return amount
+    kudos: int = entry.data["kudos"] if entry.kind == ATTEND else 0
+    return kudos
+
+
+class _KudosDay:
+    """The day's kudos as its entries leave them: totals net of what was taken out that day."""
+
+    def __init__(self, targets: Mapping[int, tuple[LedgerEntry, str | None]]) -> None:
+        self.targets = targets
+        self.credits: dict[int, _Credit] = {}  # the day's kudos and attendance credits, by seq
+        self.voids: dict[int, tuple[int, int]] = {}  # the day's mod.voids: seq -> target, amount
+        self.received: dict[str, int] = {}
+        self.weights: dict[str, dict[str, int]] = {}  # giver -> receiver -> kudos
+        self.entries = 0
+        self.reversed = 0
+
+    def give(self, seq: int, giver: str, receiver: str, amount: int) -> None:
+        self.entries += 1
+        self.credit(seq, giver, receiver, amount)
+
+    def credit(self, seq: int, giver: str | None, receiver: str, amount: int) -> None:
+        self.credits[seq] = (giver, receiver, amount)
+        self._count(giver, receiver, amount)
+
+    def _count(self, giver: str | None, receiver: str, amount: int) -> None:
+        self.received[receiver] = self.received.get(receiver, 0) + amount
         if giver is not None:
-            to = weights.setdefault(giver, {})
+            to = self.weights.get(giver)
+            if to is None:
+                to = self.weights[giver] = {}
             to[receiver] = to.get(receiver, 0) + amount
-    given = {giver: sum(to.values()) for giver, to in weights.items()}
-    section = KudosSection(
-        total=total,
-        entries=kudos_entries,
-        givers=len(given),
-        receivers=len(received),
-        top_receivers=_ranked(received),
-        top_givers=_ranked(given),
-        reversed=reversed_amount,
-    )
-    return section, weights
+
+    def _earlier(self, seq: int, by: int) -> LedgerEntry:
+        found = self.targets.get(seq)
+        if found is None:
+            raise ValueError(f"Entry {by} refers to entry {seq}, which was not given.")
+        return found[0]
+
+    def _take_out(self, target: int, by: int) -> int:
+        credit = self.credits.get(target)
+        if credit is None:  # an earlier day's: only `reversed` counts it
+            amount = _credited(self._earlier(target, by))
+        else:
+            amount = credit[2]
+            self._count(credit[0], credit[1], -amount)
+        self.reversed += amount
+        return amount
+
+    def void(self, seq: int, target: int) -> None:
+        self.voids[seq] = (target, self._take_out(target, seq))
+
+    def reverse(self, seq: int, target: int) -> None:
+        if target in self.voids:  # an appeal of that day's void: the kudos count again
+            voided, amount = self.voids.pop(target)
+            self.reversed -= amount
+            credit = self.credits.get(voided)
+            if credit is not None:
+                self._count(*credit)
+        elif target in self.credits or self._earlier(target, seq).kind in CREDIT_KINDS:
+            self._take_out(target, seq)
+        # Otherwise it reverses a vote, or an earlier day's void (an earlier day's kudos).
+
+    def section(self) -> tuple[KudosSection, dict[str, dict[str, int]]]:
+        """The section, and the giver -> receiver weights left (kudos entries only)."""
+        received = {user: n for user, n in self.received.items() if n}
+        weights = {
+            giver: kept
+            for giver, to in self.weights.items()
+            if (kept := {receiver: n for receiver, n in to.items() if n})
+        }
+        given = {giver: sum(to.values()) for giver, to in weights.items()}
+        section = KudosSection(
+            total=sum(received.values()),
+            entries=self.entries,
+            givers=len(given),
+            receivers=len(received),
+            top_receivers=_ranked(received),
+            top_givers=_ranked(given),
+            reversed=self.reversed,
+        )
+        return section, weights
 
 
 def _share(part: int, whole: int) -> bool:
@@ -248,17 +308,12 @@ def _percent(part: int, whole: int) -> str:
 def _ring_flags(weights: Mapping[str, Mapping[str, int]]) -> list[Flag]:
     given = {giver: sum(to.values()) for giver, to in weights.items()}
     # Only edges heavy enough to be part of a ring; each giver keeps its RING_TOP heaviest.
-    heavy = {
-        giver: [
-            r
-            for r, _ in heapq.nsmallest(
-                RING_TOP,
-                ((r, w) for r, w in to.items() if w >= RING_MIN_KUDOS),
-                key=lambda pair: (-pair[1], pair[0]),
-            )
-        ]
-        for giver, to in weights.items()
-    }
+    heavy: dict[str, list[str]] = {}
+    for giver, to in weights.items():
+        edges = [(receiver, n) for receiver, n in to.items() if n >= RING_MIN_KUDOS]
+        if edges:
+            edges.sort(key=lambda edge: (-edge[1], edge[0]))
+            heavy[giver] = [receiver for receiver, _ in edges[:RING_TOP]]
     flags: list[Flag] = []
     for a in sorted(heavy):
         for b in heavy[a]:
@@ -390,10 +445,7 @@ def build_report(
     end = next_day_start(start, timezone)
     hourly = [0] * -(-(end - start) // HOUR_MS)
     count = 0
-    credits: dict[int, tuple[str | None, str, int]] = {}  # seq -> (giver, receiver, amount)
-    out: set[int] = set()  # the day's credits taken out (and still out)
-    voids: dict[int, tuple[int, int]] = {}  # the day's mod.voids: seq -> (target, amount)
-    kudos_entries = reversed_amount = 0
+    kudos = _KudosDay(targets)
     opened: dict[int, tuple[LedgerEntry, str | None]] = {}
     closed: dict[int, LedgerEntry] = {}
     touched: set[int] = set()  # action calls committed to or attended
@@ -402,29 +454,6 @@ def build_report(
     moderation: list[ModLine] = []
     rule_changes: list[RuleLine] = []
 
-    def credit_amount(seq: int, by: int) -> int:
-        if seq in credits:
-            return credits[seq][2]
-        found = targets.get(seq)
-        if found is None:
-            raise ValueError(f"Entry {by} refers to entry {seq}, which was not given.")
-        target = found[0]
-        if target.kind == KUDOS:
-            amount: int = target.data["amount"]
-            return amount
-        kudos: int = target.data["kudos"] if target.kind == ATTEND else 0
-        return kudos
-
-    def kind_of(seq: int, by: int) -> str:
-        if seq in credits:
-            return KUDOS
-        if seq in voids:
-            return MOD_VOID
-        found = targets.get(seq)
-        if found is None:
-            raise ValueError(f"Entry {by} refers to entry {seq}, which was not given.")
-        return found[0].kind
-
     for entry, text in entries:
         ts, kind, data, seq = entry.ts, entry.kind, entry.data, entry.seq
         if not start <= ts < end:
@@ -432,31 +461,17 @@ def build_report(
         hourly[(ts - start) // HOUR_MS] += 1
         count += 1
         if kind == KUDOS:
-            kudos_entries += 1
-            credits[seq] = (entry.actor, data["to"], data["amount"])
+            kudos.give(seq, entry.actor, data["to"], data["amount"])
         elif kind == ATTEND:
             touched.add(data["item"])
             went.add(data["item"])
             if data["kudos"] > 0:
-                credits[seq] = (None, data["user"], data["kudos"])
+                kudos.credit(seq, None, data["user"], data["kudos"])
         elif kind == REVERSAL:
-            target = data["target"]
-            target_kind = kind_of(target, seq)
-            if target_kind in CREDIT_KINDS:
-                reversed_amount += credit_amount(target, seq)
-                out.add(target)
-            elif target_kind == MOD_VOID and target in voids:
-                # An appeal of that day's void: the kudos count again.
-                voided, amount = voids[target]
-                reversed_amount -= amount
-                out.discard(voided)
+            kudos.reverse(seq, data["target"])
         elif kind == MOD_VOID:
-            target = data["target"]
-            amount = credit_amount(target, seq)
-            voids[seq] = (target, amount)
-            reversed_amount += amount
-            out.add(target)
-            moderation.append(ModLine(seq, kind, entry.actor, target, text))
+            kudos.void(seq, data["target"])
+            moderation.append(ModLine(seq, kind, entry.actor, data["target"], text))
         elif kind == ITEM_OPEN:
             opened[data["item"]] = (entry, text)
         elif kind == ITEM_CLOSE:
@@ -474,7 +489,7 @@ def build_report(
         elif kind == REVIEW or (kind == ERASE and entry.actor in moderators):
             moderation.append(ModLine(seq, kind, entry.actor, data.get("target"), text))
 
-    kudos, weights = _kudos_and_weights(credits, out, kudos_entries, reversed_amount)
+    section, weights = kudos.section()
 
     known_opens = {e.data["item"]: (e, t) for e, t in targets.values() if e.kind == ITEM_OPEN}
     known_opens.update(item_opens)
@@ -516,7 +531,7 @@ def build_report(
         )
 
     flags = _ring_flags(weights)
-    spike = _spike_flag(day, kudos.total, baseline_kudos)
+    spike = _spike_flag(day, section.total, baseline_kudos)
     if spike is not None:
         flags.append(spike)
     flags += _newcomer_flags(start, weights, member_since)
@@ -529,7 +544,7 @@ def build_report(
         end_ms=end,
         entries=count,
         hourly=tuple(hourly),
-        kudos=kudos,
+        kudos=section,
         decisions=tuple(decisions),
         actions=tuple(actions),
         moderation=tuple(moderation),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -411,6 +412,7 @@ def test_a_pair_ring_counts_after_same_day_reversals() -> None:
         ([(A, B, 3), (A, C, 1), (A, D, 2), (B, C, 3), (C, A, 4)], True),
         # Just under: one edge of 2; A keeps only 3 of 6 (50%) within.
         ([(A, B, 3), (B, C, 2), (C, A, 3)], False),
+        ([(A, B, 3), (B, C, 3), (C, A, 2)], False),
         ([(A, B, 3), (A, D, 3), (B, C, 3), (C, A, 3)], False),
     ],
 )
@@ -558,8 +560,28 @@ def test_to_json_is_json_safe_and_round_trips() -> None:
     assert report.kudos.total == 6
 
 
+def test_to_json_refuses_a_float() -> None:
+    report = dataclasses.replace(Day().build(), hourly=(0.5,))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="no float values"):
+        report.to_json()
+
+
 def test_a_report_is_a_frozen_value() -> None:
     report = Day().build()
     assert report == Day().build()
     with pytest.raises(AttributeError):
         report.entries = 3  # type: ignore[misc]
+
+
+def test_flags_come_rings_first_then_the_spike_then_newcomers() -> None:
+    day = Day()
+    day.give(E, A, 3)
+    day.give(A, E, 3)
+    for n in range(10):
+        day.give(f"@g{n}:example.org", B)
+    report = day.build(baseline_kudos=baseline(*[0] * 7), member_since={E: START - DAY})
+    assert [(flag.kind, flag.users) for flag in report.flags] == [
+        ("ring", (A, E)),
+        ("spike", ()),
+        ("newcomer", (E,)),
+    ]

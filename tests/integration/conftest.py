@@ -61,7 +61,9 @@ class BotProcess:
         *,
         config_overrides: dict[str, Any] | None = None,
         command: Sequence[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.extra_env = dict(env or {})
         self.folder = tmp_path
         self.folder.mkdir(parents=True, exist_ok=True)
         self.user = synapse.register(unique_name("commons"))
@@ -102,7 +104,7 @@ class BotProcess:
         """Start the bot and wait until it logs the ready marker (after its first sync)."""
         assert self._process is None or self._process.poll() is not None, "already running"
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 self.command,
@@ -201,9 +203,12 @@ def bot_factory(synapse: LocalSynapse, tmp_path: Path) -> Iterator[Callable[...,
         *,
         start: bool = True,
         command: Sequence[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> BotProcess:
         folder = tmp_path / f"bot{len(bots) + 1}"
-        bot = BotProcess(synapse, folder, config_overrides=config_overrides, command=command)
+        bot = BotProcess(
+            synapse, folder, config_overrides=config_overrides, command=command, env=env
+        )
         bots.append(bot)
         if start:
             bot.start()
