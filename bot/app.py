@@ -208,7 +208,14 @@ class Bot:
             except NETWORK_ERRORS as exc:
                 resp = exc
             if isinstance(resp, SyncResponse):
-                await self.handle_sync(resp, initial=since is None)
+                try:
+                    await self.handle_sync(resp, initial=since is None)
+                except Exception:
+                    # Nothing of the batch was committed; it comes again from the same token.
+                    log.exception("handling a sync batch failed; retrying in about %.0fs", delay)
+                    await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
+                    delay = min(delay * 2, 60.0)
+                    continue
                 since = resp.next_batch
                 first = False
                 delay = 1.0
@@ -252,7 +259,7 @@ class Bot:
         for room_id, invite in resp.rooms.invite.items():
             await self._consider_invite(room_id, invite.invite_state)
 
-        batches: list[tuple[str, list[Mapping[str, Any]], list[Mapping[str, Any]], bool]] = []
+        batches: list[tuple[str, list[Mapping[str, Any]], list[Mapping[str, Any]]]] = []
         for room_id, info in resp.rooms.join.items():
             state_events = [e.source for e in info.state]
             timeline = [e.source for e in info.timeline.events]
@@ -262,10 +269,10 @@ class Bot:
             if info.timeline.limited and info.timeline.prev_batch:
                 older = await self._backfill(room_id, info.timeline.prev_batch)
                 timeline = older + timeline
-            batches.append((room_id, state_events, timeline, info.timeline.limited))
+            batches.append((room_id, state_events, timeline))
 
         async with self.storage.write() as tx:
-            for room_id, state_events, timeline, _limited in batches:
+            for room_id, state_events, timeline in batches:
                 await self._handle_room(tx, room_id, state_events, timeline, received, initial)
             for room_id in resp.rooms.leave:
                 if await tx.get_room(room_id):
@@ -393,8 +400,15 @@ class Bot:
             return
         if await tx.is_handled(ev.event_id):
             return
+        try:
+            async with tx.savepoint():
+                kind = await self._event_effects(tx, ev, joined_ts, state)
+        except Exception:
+            # One bad event must not stop the room (or the bot): it is logged and recorded as
+            # handled, so it isn't retried forever.
+            log.exception("event %s in %s could not be handled", ev.event_id, ev.room_id)
+            kind = "failed"
         # Every other event is recorded, so paging back after downtime stops where we were.
-        kind = await self._event_effects(tx, ev, joined_ts, state)
         await tx.mark_handled(ev.event_id, ev.room_id, ev.sender, kind, ev.received_ms)
 
     async def _event_effects(self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState) -> str:
