@@ -54,6 +54,7 @@ def setup_logging(level: str) -> None:
     root.setLevel(level)
     # nio logs every event it parses at INFO; keep ours readable.
     logging.getLogger("nio").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
 
 
 def _fail(message: str, code: int = 1) -> int:

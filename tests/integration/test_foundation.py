@@ -52,6 +52,14 @@ async def test_help_round_trip(bot_factory, user_factory):
     assert "<ul>" in content["formatted_body"]
     _, reply = await ask(alice, room_id, "!help help")
     assert "!help [<command>]" in body(reply)
+    # Secrets never reach the log: the password, the access token, the signing key.
+    log_text = bot.log_text()
+    assert bot.user.password not in log_text
+    signing_key = (bot.data_dir / "signing.key").read_text().strip()
+    assert signing_key not in log_text
+    with sqlite3.connect(bot.data_dir / "commons.db") as db:
+        (token,) = db.execute("SELECT value FROM kv WHERE key = 'session.access_token'").fetchone()
+    assert token not in log_text
 
 
 async def test_unknown_command_and_bad_input(bot_factory, user_factory):
