@@ -84,3 +84,28 @@ async def test_withdrawing_after_go_tells_the_room(room):
     await room.say(B, "!in #1")
     reply = await room.say(B, "!out #1")
     assert "fell below the number needed" in reply
+
+
+async def test_reminders_ping_the_people_going_and_say_when_late(room):
+    await room.say(A, "!action Cleanup --at 30h --need 2")
+    await room.say(A, "!in #1")
+    await room.say(B, "!in #1")
+    async with room.storage.read() as tx:
+        due = [d for r, i, d in await tx.pending_reminders() if r == ROOM and i == 1]
+    assert len(due) == 2  # 24 h and 1 h before, both still ahead
+    room.now = due[0]
+    reply = await job(room, action_commands.reminder, 1, due[0])
+    assert to_plain(reply.body).startswith("Reminder: action #1 is")
+    assert "late" not in to_plain(reply.body)
+    assert sorted(reply.ping) == [A, B]
+    await room.say(B, "!out #1")
+    room.now = due[1] + 3 * HOUR  # the bot was away when this one was due
+    reply = await job(room, action_commands.reminder, 1, due[1])
+    assert "(late: I was offline at the planned time)" in to_plain(reply.body)
+    assert reply.ping == (A,)
+
+
+async def test_no_commitments_once_the_action_started(room):
+    await room.say(A, "!action Cleanup --at 3h --need 2")
+    room.now += 3 * HOUR
+    assert "commitments are closed" in await room.say(B, "!in #1")

@@ -151,3 +151,50 @@ async def test_a_failed_rule_proposal_changes_nothing(bot_factory, user_factory)
     assert plain(closed).startswith("#1 failed")
     _, rules = await ask(bob, room_id, "!rules")
     assert "kudos.daily_allowance = 10" in plain(rules)
+
+
+async def test_an_empty_or_redacted_poll_answer_withdraws_the_vote(bot_factory, user_factory):
+    _bot, (alice, bob), room_id = await room_of(bot_factory, user_factory, n=2)
+    await ask(alice, room_id, "!poll Lunch? | Pizza | Soup")
+    poll = await alice.wait_for(room_id, lambda e: e.get("type") == POLL_START)
+
+    def answer(ids):
+        return {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": poll["event_id"]},
+            POLL_RESPONSE: {"answers": ids},
+        }
+
+    await bob.send_event(room_id, POLL_RESPONSE, answer(["1"]))
+    _, shown = await ask(alice, room_id, "!show #1")
+    assert f"{bob.user_id}: Pizza" in plain(shown)
+    await bob.send_event(room_id, POLL_RESPONSE, answer([]))
+    _, shown = await ask(alice, room_id, "!show #1")
+    assert bob.user_id not in plain(shown)
+    response = await bob.send_event(room_id, POLL_RESPONSE, answer(["2"]))
+    _, shown = await ask(alice, room_id, "!show #1")
+    assert f"{bob.user_id}: Soup" in plain(shown)
+    await bob.redact(room_id, response)
+    _, shown = await ask(alice, room_id, "!show #1")
+    assert bob.user_id not in plain(shown)
+
+
+async def test_a_poll_answer_from_outside_the_room_does_not_count(bot_factory, user_factory):
+    _bot, (alice, bob), room_id = await room_of(bot_factory, user_factory, n=2)
+    await ask(alice, room_id, "!poll Lunch? | Pizza | Soup")
+    poll = await alice.wait_for(room_id, lambda e: e.get("type") == POLL_START)
+    await bob.client.room_leave(room_id)
+    _, shown = await ask(alice, room_id, "!show #1")  # the bot has seen the leave
+    # bob can't send into the room any more; the homeserver refuses it, so nothing counts.
+    try:
+        await bob.send_event(
+            room_id,
+            POLL_RESPONSE,
+            {
+                "m.relates_to": {"rel_type": "m.reference", "event_id": poll["event_id"]},
+                POLL_RESPONSE: {"answers": ["1"]},
+            },
+        )
+    except Exception as err:
+        assert "M_FORBIDDEN" in str(err) or "403" in str(err) or "No such room" in str(err)
+    _, shown = await ask(alice, room_id, "!show #1")
+    assert bob.user_id not in plain(shown)
