@@ -1,7 +1,8 @@
 # Commons: a Matrix bot for self-organising communities.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# MPLCONFIGDIR: matplotlib (the report's chart) needs a writable cache folder.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MPLCONFIGDIR=/tmp/matplotlib
 RUN useradd --create-home --uid 10001 commons
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
