@@ -9,7 +9,6 @@ always public: `!show` gives the current one at any time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from commands.context import Context, Item, Vote
@@ -582,12 +581,6 @@ async def show(ctx: Context, args: Args) -> Reply:
 
 
 # -- closing ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Closed:
-    reply: Reply
-    item: Item
 
 
 async def close_item(ctx: Context, item: Item, *, withdrawn: bool = False) -> Reply:

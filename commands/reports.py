@@ -65,26 +65,31 @@ async def gather_report(ctx: Context, day: str, checkpoint: CheckpointInfo | Non
     end = scoring.next_day_start(start, tz)
     stored = await ctx.store.entries_between(ctx.room_id, start, end)
     entries = [(s.entry, s.text) for s in stored]
-    in_day = {s.entry.seq for s in stored}
-    targets = {}
+    in_day = {pair[0].seq: pair for pair in entries}
+    wanted: set[int] = set()  # earlier entries the day's take out or erase
     items: set[int] = set()
-    for s in stored:
-        data = s.entry.data
-        if s.entry.kind in _TARGETING and int(data["target"]) not in in_day:
-            found = await ctx.store.entry(ctx.room_id, int(data["target"]))
-            if found is not None:
-                targets[found.entry.seq] = (found.entry, found.text)
-        if s.entry.kind in _ITEM_KINDS:
-            items.add(int(data["item"]))
+    for entry, _ in entries:
+        if entry.kind in _TARGETING and int(entry.data["target"]) not in in_day:
+            wanted.add(int(entry.data["target"]))
+        if entry.kind in _ITEM_KINDS:
+            items.add(int(entry.data["item"]))
+    targets = {}
+    for target in sorted(wanted):
+        found = await ctx.store.entry(ctx.room_id, target)
+        if found is not None:
+            targets[target] = (found.entry, found.text)
     item_opens = {}
     action_state = {}
     for number in sorted(items):
         item = await ctx.store.item(ctx.room_id, number)
         if item is None:
             continue
-        opened = await ctx.store.entry(ctx.room_id, item.open_seq)
-        if opened is not None:
-            item_opens[number] = (opened.entry, opened.text)
+        if item.open_seq in in_day:  # opened that day: no need to read it again
+            item_opens[number] = in_day[item.open_seq]
+        else:
+            opened = await ctx.store.entry(ctx.room_id, item.open_seq)
+            if opened is not None:
+                item_opens[number] = (opened.entry, opened.text)
         if item.type == "action":
             committed = await ctx.store.commitments(ctx.room_id, number)
             came = await ctx.store.attendance(ctx.room_id, number)
@@ -93,14 +98,15 @@ async def gather_report(ctx: Context, day: str, checkpoint: CheckpointInfo | Non
     # up to BASELINE_DAYS: missing quiet days would raise the median and hide a spike.
     genesis = await ctx.store.entry(ctx.room_id, 1)
     first_day = scoring.local_day(genesis.entry.ts, tz) if genesis else day
-    counts = await ctx.store.kudos_per_day(ctx.room_id, first_day, day)
-    baseline: dict[str, int] = {}
+    baseline_days = []
     d = day
     for _ in range(BASELINE_DAYS):
         d = previous_day(d, tz)
         if d < first_day:
             break
-        baseline[d] = counts.get(d, 0)
+        baseline_days.append(d)
+    counts = await ctx.store.kudos_per_day(ctx.room_id, min(baseline_days, default=day), day)
+    baseline = {d: counts.get(d, 0) for d in baseline_days}
     made = await ctx.store.report_days(ctx.room_id)
     reviewed = await ctx.store.reviewed_days(ctx.room_id)
     unreviewed = tuple(d for d in made if d < day and d not in reviewed)

@@ -5,12 +5,18 @@ Verification has two stages. `check_line` looks at one line on its own: well-for
 its text commitment. The hash is always that of the entry's canonical encoding, so a verifier
 written from the documentation alone computes the same hashes; the bytes as found in the file are
 hashed only when they provably are that encoding (the exporter writes nothing else), which saves
-re-encoding a million entries. The chain stage then takes the lines in order: seq, room, prev
-links, the rules in force, erasures, Replayers (recomputed scores and outcomes, written beside the
-scoring rules), and finally every checkpoint: signature, Merkle root, and RFC 6962 consistency
-with the checkpoint before it. It streams: besides the Merkle tree's hashes (about 64 bytes per
-entry) it keeps one byte per entry and the checkpoints. It stops at the first problem, reported
-as one sentence naming the entry (or line, or checkpoint).
+re-encoding a million entries. Nearly every line the exporter writes is parsed, and proven to be
+so, by one regular-expression match; any other spelling takes json's way. The chain stage then
+takes the lines in order: seq, room, prev links, the rules in force, erasures, Replayers
+(recomputed scores and outcomes, written beside the scoring rules), and finally every checkpoint:
+signature, Merkle root, and RFC 6962 consistency with the checkpoint before it. It streams:
+besides the Merkle tree's hashes (about 64 bytes per entry) it keeps one byte per entry and the
+checkpoints. It stops at the first problem, reported as one sentence naming the entry (or line,
+or checkpoint).
+
+The first stage needs nothing from other lines, so `verify_bytes` can run it on blocks of lines
+elsewhere, e.g. in worker processes through a `map` its caller gives (this module starts none),
+while the chain stage, the one sequential part, takes their compact results in order.
 
 `export_line`, `checkpoint_line` and `encode_line` are what the exporter writes with, so the writer
 and this reader cannot drift apart.
@@ -19,11 +25,13 @@ and this reader cannot drift apart.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from consensus.canonical import canonical_json
 from consensus.checkpoint import (
@@ -37,6 +45,7 @@ from consensus.ledger import (
     ENTRY_KEYS,
     ERASE,
     GENESIS_PREV,
+    KIND_FIELDS,
     RULE_KINDS,
     LedgerEntry,
     LedgerFormatError,
@@ -48,9 +57,13 @@ from consensus.merkle import MerkleTree, verify_consistency
 
 ENTRY_LINE_KEYS = frozenset({"entry", "hash", "text", "salt"})
 CHECKPOINT_LINE_KEYS = frozenset({"checkpoint", "signature", "key"})
+CHUNK_BYTES = 1 << 21
+"""About how many bytes of whole lines `verify_bytes` checks at a time (some 4,000 entries)."""
+
 _SALT_HEX = re.compile(r"[0-9a-f]{32}")
 _raw_decode = json.JSONDecoder().raw_decode
 _SORTED_ENTRY_KEYS = tuple(sorted(ENTRY_KEYS))
+_SORTED_DATA_KEYS = {kind: tuple(sorted(fields)) for kind, fields in KIND_FIELDS.items()}
 _ENTRY_LINE_START = '{"entry":{'
 _NO_TEXT = ',"salt":null,"text":null}'
 _KINDS_WITH_EFFECTS = RULE_KINDS | {ERASE}  # what the chain stage must act on
@@ -64,6 +77,32 @@ _encode_canonical = json.JSONEncoder(
     sort_keys=True,
     check_circular=False,
 ).encode
+
+# An entry line whose entry can only be spelled as its canonical encoding, data's key order
+# aside: no whitespace, the nine keys in order, strings with nothing canonical JSON escapes
+# (no quote, backslash or control character), integers without sign or leading zero unless
+# needed and no "-0", and data an object of such scalars. One C-level match both parses it and
+# proves that, where json would build the objects and a second pass would look for spellings.
+# The line's text may be any JSON string: it is not hashed with the entry.
+_PLAIN = r'[^"\\\x00-\x1f]*+'
+_INT = r"0|-?[1-9][0-9]{0,15}"
+_SCALAR = rf'"{_PLAIN}"|{_INT}|null|true|false'
+_CANONICAL_ENTRY_LINE = re.compile(
+    r'\{"entry":(?P<entry>\{'
+    rf'"actor":"(?P<actor>{_PLAIN})",'
+    rf'"data":(?P<data>\{{(?:"{_PLAIN}":(?:{_SCALAR})(?:,"{_PLAIN}":(?:{_SCALAR}))*)?\}}),'
+    rf'"event":(?:null|"(?P<event>{_PLAIN})"),'
+    rf'"kind":"(?P<kind>{_PLAIN})",'
+    rf'"prev":"(?P<prev>{_PLAIN})",'
+    rf'"room":"(?P<room>{_PLAIN})",'
+    rf'"rules":"(?P<rules>{_PLAIN})",'
+    rf'"seq":(?P<seq>{_INT}),'
+    rf'"ts":(?P<ts>{_INT})\}}),'
+    rf'"hash":"(?P<hash>{_PLAIN})",'
+    rf'"salt":(?:null|"(?P<salt>{_PLAIN})"),'
+    rf'"text":(?:null|"(?P<text>{_PLAIN}(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}){_PLAIN})*)")'
+    r"\}\r?\n?"
+)
 
 
 class Replayer(Protocol):
@@ -84,9 +123,25 @@ class CheckedLine(NamedTuple):
     leaf: bytes  # its RFC 6962 leaf hash
     has_text: bool  # the line still carries the entry's text
     checkpoint: SignedCheckpoint | None
+    canonical: bytes = b""  # the entry's canonical bytes (what digest and leaf are taken over)
 
 
 _BLANK = CheckedLine("blank", None, None, "", b"", False, None)
+
+# A problem-free entry, as the checks below find it: (entry, canonical, digest, leaf, has_text).
+# The entry is a dict of its own (parsed here), in canonical key order. check_line makes it a
+# CheckedLine; check_chunk sends it across processes as it is, a plain tuple being the cheapest
+# thing to pickle and unpack, with the canonical bytes as their (start, end) in the chunk's
+# block when they are the bytes as found: the receiver has the block already.
+_Record = tuple[dict[str, Any], bytes, str, bytes, bool]
+_ChunkRecord = tuple[dict[str, Any], bytes | tuple[int, int], str, bytes, bool]
+
+
+def _line(checked: CheckedLine | _Record) -> CheckedLine:
+    if isinstance(checked, CheckedLine):
+        return checked
+    entry, canonical, digest, leaf, has_text = checked
+    return CheckedLine("entry", None, entry, digest, leaf, has_text, None, canonical)
 
 
 @dataclass(frozen=True)
@@ -213,14 +268,29 @@ def _as_found_is_canonical(found: str, entry: dict[str, Any]) -> bool:
 
 def _check_entry(
     entry: object, claimed: object, text: object, salt: object, found: str | None
-) -> CheckedLine:
+) -> CheckedLine | _Record:
     problem = entry_problem(entry)
     if problem:
         return _bad("entry", problem)
     entry = cast(dict[str, Any], entry)
     canonical = found if found and _as_found_is_canonical(found, entry) else None
+    return _hash_entry(entry, canonical, claimed, text, salt)
+
+
+def _hash_entry(
+    entry: dict[str, Any],
+    canonical: str | bytes | None,
+    claimed: object,
+    text: object,
+    salt: object,
+) -> CheckedLine | _Record:
+    """The rest of an entry's checks once `entry_problem` passed it. `canonical`: its canonical
+    encoding if the caller has it (text, or bytes already encoded), else None to encode it."""
     try:
-        encoded = (canonical or _encode_canonical(entry)).encode("utf-8")
+        if isinstance(canonical, bytes):
+            encoded = canonical
+        else:
+            encoded = (canonical or _encode_canonical(entry)).encode("utf-8")
     except UnicodeEncodeError:
         return _bad("entry", "it contains text that is not valid Unicode")
     digest = hashlib.sha256(encoded).hexdigest()
@@ -231,12 +301,20 @@ def _check_entry(
         problem = _text_problem(entry["data"], text, salt)
         if problem:
             return _bad("entry", problem)
+    if canonical is None:
+        # Re-read from its encoding, as LedgerEntry does: key order canonical at every level,
+        # and a copy of our own if the entry was the caller's object.
+        entry = json.loads(encoded)
     leaf = hashlib.sha256(b"\x00" + encoded).digest()
-    return CheckedLine("entry", None, entry, digest, leaf, has_text, None)
+    return entry, encoded, digest, leaf, has_text
 
 
 def check_parsed(obj: object) -> CheckedLine:
     """Check one parsed export line (or the BadLine that stands for it) on its own."""
+    return _line(_check_parsed(obj))
+
+
+def _check_parsed(obj: object) -> CheckedLine | _Record:
     if isinstance(obj, BadLine):
         return _bad("bad", obj.reason)
     if type(obj) is dict and "entry" in obj:
@@ -252,7 +330,7 @@ def check_parsed(obj: object) -> CheckedLine:
     return _bad("bad", "it is neither an entry nor a checkpoint")
 
 
-def _entry_line_as_written(line: str) -> CheckedLine | None:
+def _entry_line_as_written(line: str) -> CheckedLine | _Record | None:
     """Check an entry line laid out as the exporter writes it (keys entry, hash, salt, text in
     that order), parsing the entry on its own so the text it was parsed from is at hand; None
     if the line is laid out any other way, or isn't JSON: the general path then checks it."""
@@ -280,15 +358,126 @@ def _entry_line_as_written(line: str) -> CheckedLine | None:
     return _check_entry(entry, claimed, text, salt, found)
 
 
+def _canonical_entry_line(raw: bytes | str, line: str) -> CheckedLine | _Record | None:
+    """Check an entry line as `_CANONICAL_ENTRY_LINE` matches it (nearly every line the exporter
+    writes), or None if it doesn't match: the other paths then check it."""
+    match = _CANONICAL_ENTRY_LINE.fullmatch(line)
+    if match is None:
+        return None
+    # By number, skipping the two big groups only their spans are needed of.
+    actor, event, kind, prev, room, rules, seq, ts, claimed, salt, text = match.group(
+        2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+    )
+    data_start, data_end = match.span("data")
+    entry = {
+        "actor": actor,
+        "data": _raw_decode(line, data_start)[0],  # exact, and json's C scanner is quick
+        "event": event,
+        "kind": kind,
+        "prev": prev,
+        "room": room,
+        "rules": rules,
+        "seq": int(seq),
+        "ts": int(ts),
+    }
+    problem = entry_problem(entry)
+    if problem:
+        return _bad("entry", problem)
+    if text is not None and "\\" in text:
+        text = _raw_decode(line, match.start("text") - 1)[0]
+    # entry_problem saw exactly the kind's keys; spelled once each, in order, the match is the
+    # canonical encoding. (No string in it holds a quote, so each '":' ends a key.)
+    data: dict[str, Any] = entry["data"]
+    if tuple(data) != _SORTED_DATA_KEYS[kind] or line.count('":', data_start, data_end) != len(
+        data
+    ):
+        return _hash_entry(entry, None, claimed, text, salt)
+    start, end = match.span("entry")
+    if isinstance(raw, bytes) and line.isascii():  # then the bytes are at the same offsets
+        return _hash_entry(entry, raw[start:end], claimed, text, salt)
+    return _hash_entry(entry, line[start:end], claimed, text, salt)
+
+
 def check_line(raw: bytes | str) -> CheckedLine:
     """Check one raw export line on its own; a blank line is skipped."""
+    return _line(_check_line(raw))
+
+
+def _check_line(raw: bytes | str) -> CheckedLine | _Record:
     if raw.isspace() or not raw:
         return _BLANK
     try:
         line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         return _bad("bad", "it is not UTF-8")
-    return _entry_line_as_written(line) or check_parsed(parse_line(line))
+    return (
+        _canonical_entry_line(raw, line)
+        or _entry_line_as_written(line)
+        or _check_parsed(parse_line(line))
+    )
+
+
+_Chunk = list[CheckedLine | _ChunkRecord]
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+class ChunkMap(Protocol):
+    """`map`, or anything that applies `fn` to each chunk and yields the results in order."""
+
+    def __call__(self, fn: Callable[[_In], _Out], chunks: Iterable[_In], /) -> Iterable[_Out]: ...
+
+
+def check_chunk(block: bytes) -> _Chunk:
+    """`check_line` for each line of `block` (whole lines, split after each newline as a file
+    is), made compact to cross a process boundary: see _ChunkRecord."""
+    chunk: _Chunk = []
+    shared: dict[str, str] = {}
+    digest = ""
+    at = 0
+    for raw in io.BytesIO(block):
+        checked = _check_line(raw)
+        if isinstance(checked, CheckedLine):
+            chunk.append(checked)
+        else:
+            entry, canonical, digest_, leaf, has_text = checked
+            # One object for each string that repeats (prev as the digest before it, …), which
+            # pickle then sends once per chunk: less to send, and less to rebuild at the other end.
+            if entry["prev"] == digest:
+                entry["prev"] = digest
+            for key in ("actor", "kind", "room", "rules"):
+                entry[key] = shared.setdefault(entry[key], entry[key])
+            start = at + len(_ENTRY_LINE_START) - 1
+            found = (
+                (start, start + len(canonical)) if raw.startswith(canonical, start - at) else None
+            )
+            chunk.append((entry, found or canonical, digest_, leaf, has_text))
+            digest = digest_
+        at += len(raw)
+    return chunk
+
+
+def _whole_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The bytes of `pieces` again, in blocks of about CHUNK_BYTES that end after a newline (all
+    but perhaps the last)."""
+    held: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if size >= CHUNK_BYTES and b"\n" in piece:
+            joined = b"".join(held)
+            cut = joined.rindex(b"\n") + 1
+            yield joined[:cut]
+            held, size = [joined[cut:]], len(joined) - cut
+    last = b"".join(held)
+    if last:
+        yield last
+
+
+def _found(found: bytes | tuple[int, int], block: bytes) -> bytes:
+    """A _ChunkRecord's canonical bytes, taken from its block if that is where they are."""
+    return block[found[0] : found[1]] if isinstance(found, tuple) else found
 
 
 class _Problem(Exception):
@@ -317,6 +506,52 @@ class _Chain:
         self.claims: list[_Claim] = []
         self.verified_checkpoints = 0
 
+    def feed_lines(self, lines: Iterable[CheckedLine]) -> None:
+        for line_no, line in enumerate(lines, 1):
+            self.feed(line_no, line)
+
+    def feed_chunks(self, chunks: Iterable[_Chunk], blocks: deque[bytes]) -> None:
+        """Chunks from check_chunk, each with its block: the first of `blocks` as it arrives."""
+        line_no = 0
+        for chunk in chunks:
+            self.feed_chunk(line_no, chunk, blocks.popleft())
+            line_no += len(chunk)
+
+    def feed_chunk(self, line_no: int, chunk: _Chunk, block: bytes) -> None:
+        """`feed` for each line of a chunk, written out for the entries that change nothing but
+        the head, the tree and the replayers: the chain stage's share of the work per entry is
+        what the workers can't take from it. Anything else takes `feed`'s way."""
+        replayers, tree, has_texts = self.replayers, self.tree, self.has_text
+        n, head, room, rules = tree.size, self.head, self.room, self.rules_hash
+        open_ = not self.claims  # no checkpoint yet: entries may still come
+        for item in chunk:
+            line_no += 1
+            if not isinstance(item, CheckedLine):
+                entry, found, digest, leaf, has_text = item
+                if (
+                    entry["seq"] == n + 1
+                    and entry["prev"] == head
+                    and entry["room"] == room
+                    and entry["rules"] == rules
+                    and entry["kind"] not in _KINDS_WITH_EFFECTS
+                    and open_  # (room is "" until the genesis entry, which goes feed's way)
+                ):
+                    n += 1
+                    if replayers:
+                        replayed = LedgerEntry._checked(entry, _found(found, block))
+                        for replayer in replayers:
+                            problem = replayer.apply(replayed)
+                            if problem:
+                                raise _Problem(f"entry {n}: {problem}")
+                    has_texts.append(has_text)
+                    tree.append(leaf)
+                    head = self.head = digest
+                    continue
+                item = _line((entry, _found(found, block), digest, leaf, has_text))
+            self.feed(line_no, item)
+            n, head, room, rules = tree.size, self.head, self.room, self.rules_hash
+            open_ = not self.claims
+
     def feed(self, line_no: int, line: CheckedLine) -> None:
         if line.kind == "entry":
             n = self.tree.size + 1
@@ -342,7 +577,7 @@ class _Chain:
         if entry["rules"] != self.rules_hash:
             raise _Problem(f"entry {n}: rules is not the hash of the rules in force")
         if self.replayers or entry["kind"] in _KINDS_WITH_EFFECTS:
-            self.effects(n, entry)
+            self.effects(n, line, entry)
         self.has_text.append(line.has_text)
         self.tree.append(line.leaf)
         self.head = line.digest
@@ -355,7 +590,7 @@ class _Chain:
         self.rules = dict(entry["data"]["rules"])
         self.rules_hash = entry["rules"]
 
-    def effects(self, n: int, entry: dict[str, Any]) -> None:
+    def effects(self, n: int, line: CheckedLine, entry: dict[str, Any]) -> None:
         kind, data = entry["kind"], entry["data"]
         if kind in RULE_KINDS:
             self.rules[data["key"]] = data["value"]
@@ -365,11 +600,13 @@ class _Chain:
                 f"entry {n}: it erases entry {data['target']}, whose text is still in the export"
             )
         if self.replayers:
-            replayed = LedgerEntry.from_json(entry)
-            for replayer in self.replayers:
-                problem = replayer.apply(replayed)
-                if problem:
-                    raise _Problem(f"entry {n}: {problem}")
+            self.replay(n, LedgerEntry._checked(entry, line.canonical))
+
+    def replay(self, n: int, entry: LedgerEntry) -> None:
+        for replayer in self.replayers:
+            problem = replayer.apply(entry)
+            if problem:
+                raise _Problem(f"entry {n}: {problem}")
 
     def finish(self) -> None:
         size = self.tree.size
@@ -424,7 +661,7 @@ class _Chain:
 
 
 def _run(
-    lines: Iterable[CheckedLine],
+    feed: Callable[[_Chain], None],
     key: str | None,
     checkpoints: Iterable[str],
     replayers: Sequence[Replayer],
@@ -444,8 +681,7 @@ def _run(
             except CheckpointError as exc:
                 raise _Problem(f"given checkpoint {index}: {_phrase(exc)}") from exc
             given.append(_Claim(signed, f"the given checkpoint {index}"))
-        for line_no, line in enumerate(lines, 1):
-            chain.feed(line_no, line)
+        feed(chain)
         chain.claims.extend(given)
         chain.finish()
     except _Problem as problem:
@@ -465,7 +701,8 @@ def verify(
     `key`: the public key the user trusts (unpadded base64); `checkpoints`: checkpoints in text
     form, as copied from the room; `replayers`: recomputations that see every entry in order.
     """
-    return _run(map(check_parsed, lines), key, checkpoints, replayers)
+    checked = map(check_parsed, lines)
+    return _run(lambda chain: chain.feed_lines(checked), key, checkpoints, replayers)
 
 
 def verify_lines(
@@ -477,4 +714,33 @@ def verify_lines(
 ) -> VerifyResult:
     """Verify an export given as raw lines (e.g. a file opened in binary). Blank lines are
     skipped; problems name line numbers as in the file."""
-    return _run(map(check_line, lines), key, checkpoints, replayers)
+    checked = map(check_line, lines)
+    return _run(lambda chain: chain.feed_lines(checked), key, checkpoints, replayers)
+
+
+def verify_bytes(
+    pieces: Iterable[bytes],
+    *,
+    key: str | None = None,
+    checkpoints: Iterable[str] = (),
+    replayers: Sequence[Replayer] = (),
+    map_chunks: ChunkMap = map,
+) -> VerifyResult:
+    """`verify_lines` for an export given as its bytes, in pieces of any size (e.g. a file read
+    a few MB at a time), checked in blocks of whole lines; the same result, line numbers
+    included.
+
+    `map_chunks`: a function like `map` (the same arguments, results in order) to check the
+    blocks with `check_chunk`, e.g. in worker processes while this one runs the chain stage and
+    the replayers. Give one that takes only a few blocks ahead (not `Executor.map`, which takes
+    them all at once); reading then stops a few blocks after the first problem.
+    """
+    blocks: deque[bytes] = deque()  # handed out to map_chunks, their results not yet taken
+
+    def hand_out() -> Iterator[bytes]:
+        for block in _whole_lines(pieces):
+            blocks.append(block)
+            yield block
+
+    chunks = map_chunks(check_chunk, hand_out())
+    return _run(lambda chain: chain.feed_chunks(chunks, blocks), key, checkpoints, replayers)

@@ -76,3 +76,23 @@ async def test_a_busy_room_verifies_and_a_changed_outcome_is_caught(storage, tmp
     bad.write_bytes(b"\n".join(lines) + b"\n")
     assert main(["verify", str(bad)]) == 1
     assert f"entry {i + 1}: hash does not match its contents" in capsys.readouterr().err
+
+
+async def test_the_parallel_path_gives_the_same_answers(storage, tmp_path, capsys, monkeypatch):
+    import consensus.verify
+
+    await busy_room(storage)
+    path = tmp_path / "export.jsonl"
+    with path.open("wb") as out:
+        count = await write_export(storage, ROOM, out)
+    # Small chunks, so this small export goes through the worker processes.
+    monkeypatch.setattr(consensus.verify, "CHUNK_BYTES", 1024)
+    assert path.stat().st_size > 4 * 1024
+    assert main(["verify", str(path)]) == 0
+    assert f"ok — {count} entries" in capsys.readouterr().out
+    data = bytearray(path.read_bytes())
+    data[data.index(b'"amount":2') + 9] = ord("7")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(bytes(data))
+    assert main(["verify", str(bad)]) == 1
+    assert "hash does not match its contents" in capsys.readouterr().err

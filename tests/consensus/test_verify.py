@@ -1,14 +1,18 @@
-"""Verifying an export: every check, the first problem as one sentence, and that the fast path
-(hashing an entry as found) always agrees with re-encoding it."""
+"""Verifying an export: every check, the first problem as one sentence, that the fast paths
+(parsing a canonical line in one match, hashing an entry as found) always agree with parsing and
+re-encoding it, and that checking in blocks (as across processes) agrees with line by line."""
 
 from __future__ import annotations
 
 import copy
 import io
 import json
+import pickle
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from types import MappingProxyType
+from typing import Any, TypeVar
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +33,7 @@ from consensus.verify import (
     parse_line,
     read_checkpoint_line,
     verify,
+    verify_bytes,
     verify_lines,
 )
 
@@ -131,11 +136,39 @@ def encode(objs: list[Any]) -> list[bytes]:
     return lines
 
 
+In, Out = TypeVar("In"), TypeVar("Out")
+
+
+def through_pickle(value: Any) -> Any:
+    return pickle.loads(pickle.dumps(value))  # noqa: S301  (our own objects, as a pool sends them)
+
+
+def across_processes(fn: Callable[[In], Out], chunks: Iterable[In]) -> Iterator[Out]:
+    """`map`, with the function, its arguments and its results pickled as a process pool does."""
+    fn = through_pickle(fn)
+    for chunk in chunks:
+        yield through_pickle(fn(through_pickle(chunk)))
+
+
+def pieces(export: bytes, size: int) -> list[bytes]:
+    return [export[i : i + size] for i in range(0, len(export), size)]
+
+
+def in_blocks(export: bytes, block: int = 1000, piece: int = 7, **kwargs: Any) -> v.VerifyResult:
+    """verify_bytes over `export` read `piece` bytes at a time, in blocks of about `block`."""
+    with mock.patch.object(v, "CHUNK_BYTES", block):
+        return verify_bytes(pieces(export, piece), map_chunks=across_processes, **kwargs)
+
+
 def both(objs: list[Any], **kwargs: Any) -> v.VerifyResult:
-    """Verify parsed lines and the same lines encoded; the two must agree."""
+    """Verify parsed lines, the same lines encoded, and their bytes in blocks; all must agree."""
     parsed = verify([obj if isinstance(obj, dict) else parse_line(obj) for obj in objs], **kwargs)
-    raw = verify_lines(encode(objs), **kwargs)
+    lines = encode(objs)
+    raw = verify_lines(lines, **kwargs)
     assert raw == parsed
+    assert all(line.endswith(b"\n") for line in lines)
+    assert in_blocks(b"".join(lines), **kwargs) == raw
+    assert in_blocks(b"".join(lines), block=1, piece=10_000, **kwargs) == raw  # a line a block
     return raw
 
 
@@ -246,6 +279,11 @@ PROBLEMS: list[tuple[str, Callable[[list[Any]], None], str]] = [
         "entry 4: prev is not the hash of entry 3",
     ),
     ("dropped", lambda objs: objs.pop(2), "entry 3: its seq is 4, expected 3"),
+    (
+        "seq",
+        lambda objs: (set_entry(3, "seq", 7)(objs), rehash(entry_line(objs, 3))),
+        "entry 3: its seq is 7, expected 3",
+    ),
     ("no genesis", lambda objs: objs.pop(0), "entry 1: its seq is 2, expected 1"),
     (
         "room",
@@ -450,10 +488,12 @@ def test_replayers_see_every_entry_in_order_and_may_object() -> None:
     first, second = Recorder(), Recorder()
     assert verify_lines(encode(objects()), replayers=[first, second]).ok
     assert first.seen == second.seen == list(range(1, 11))
-    objecting = Recorder(objection_at=5)
-    result = verify_lines(encode(objects()), replayers=[objecting])
-    assert result.problem == "entry 5: the replayed score of @bob:example.org is 4, not 5"
-    assert objecting.seen == [1, 2, 3, 4, 5]
+    for run in (verify_lines, lambda lines, **kw: in_blocks(b"".join(lines), **kw)):
+        objecting = Recorder(objection_at=5)
+        result = run(encode(objects()), replayers=[objecting])
+        assert result.problem == "entry 5: the replayed score of @bob:example.org is 4, not 5"
+        assert objecting.seen == [1, 2, 3, 4, 5]
+        assert (result.entries, result.head) == (4, ENTRIES[3].hash())
 
 
 def test_verification_streams_and_stops_at_the_first_problem() -> None:
@@ -581,4 +621,255 @@ def test_flipping_any_byte_of_the_export_fails_verification(data: st.DataObject)
     at = data.draw(st.sampled_from(positions))
     new = data.draw(st.integers(0, 255).filter(lambda b: b != EXPORT[at]))
     changed = EXPORT[:at] + bytes([new]) + EXPORT[at + 1 :]
-    assert not verify_lines(io.BytesIO(changed)).ok
+    result = verify_lines(io.BytesIO(changed))
+    assert not result.ok
+    assert in_blocks(changed) == result
+
+
+# --- the one-match path for canonical lines ----------------------------------------------------
+
+
+def spell(value: Any, data: st.DataObject, odd: int | None) -> str:
+    """`value` as JSON, spelled canonically but at place number `odd` (if that is one), where
+    it is spelled another way JSON allows: keys out of order or twice, a space, an escape, -0."""
+    places = iter(range(10**6))
+
+    def here() -> bool:
+        return next(places) == odd
+
+    def spelled(value: Any) -> str:
+        if isinstance(value, dict):
+            items = sorted(value.items())
+            if here() and len(items) > 1:
+                items = data.draw(st.permutations(items).filter(lambda p: p != items))
+            if items and here():  # a duplicate key, which json keeps the last of
+                items.insert(0, (items[-1][0], data.draw(st.sampled_from([0, "x", None]))))
+            colon = ": " if here() else ":"
+            return "{" + ",".join(spelled(k) + colon + spelled(x) for k, x in items) + "}"
+        if isinstance(value, list):
+            return "[" + (", " if here() else ",").join(spelled(x) for x in value) + "]"
+        if isinstance(value, str) and value and here():
+            at = data.draw(st.integers(0, len(value) - 1))
+            escaped = f"\\u{ord(value[at]):04x}" if ord(value[at]) < 0x10000 else value[at]
+            before, after = (
+                json.dumps(p, ensure_ascii=False) for p in (value[:at], value[at + 1 :])
+            )
+            return before[:-1] + escaped + after[1:]
+        if value == 0 and type(value) is int and here():
+            return "-0"
+        return json.dumps(value, ensure_ascii=here())
+
+    return spelled(value)
+
+
+def resolved(chunk: list[Any], block: bytes) -> list[v.CheckedLine]:
+    """check_chunk's results as CheckedLines, canonical bytes taken from the block as sent."""
+    return [
+        item
+        if isinstance(item, v.CheckedLine)
+        else v._line(
+            (item[0], block[slice(*item[1])] if isinstance(item[1], tuple) else item[1], *item[2:])
+        )
+        for item in chunk
+    ]
+
+
+@settings(max_examples=500)
+@given(st.data())
+def test_every_path_agrees_with_parsing_and_re_encoding(data: st.DataObject) -> None:
+    seq = data.draw(st.integers(1, 10))
+    line = copy.deepcopy(objects()[seq - 1])
+    entry = line["entry"]
+    for key in data.draw(st.lists(st.sampled_from(["event", "actor", "room"]), max_size=2)):
+        if entry[key] is not None:
+            entry[key] = entry[key][:1] + data.draw(json_texts) + entry[key][1:]
+    if data.draw(st.integers(0, 3)) == 0:
+        entry["ts"] = data.draw(st.sampled_from([0, 2**53, 10**16, 1.0, True, "1", -1]))
+    if data.draw(st.integers(0, 3)) == 0:
+        entry["data"] = {**entry["data"], **data.draw(st.sampled_from([{"x": 1}, {"item": []}]))}
+    if data.draw(st.booleans()):
+        try:
+            rehash(line)
+        except CanonicalJSONError:
+            pass  # not an entry any hash could be right for
+    text = spell(line, data, data.draw(st.none() | st.integers(0, 80)))
+    text += data.draw(st.sampled_from(["\n", "\r\n", "", " \n"]))
+    general = check_parsed(parse_line(text))
+    assert check_line(text) == general
+    if general.problem is None:
+        assert general.canonical == canonical_json(general.entry)
+        assert general.digest == sha256_hex(general.canonical)
+        assert general.leaf == merkle.leaf_hash(general.canonical)
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a lone surrogate: no file holds that
+    assert check_line(raw) == general
+    if b"\n" not in raw.rstrip(b"\n"):
+        chunk = across_processes(v.check_chunk, [raw])
+        assert resolved(next(chunk), raw) == [general]
+
+
+def in_order(obj: Any, data_order: Callable[[list[str]], list[str]] = sorted) -> str:
+    """The line `obj` spelled canonically, but for the order of its entry's data keys."""
+    entry = obj["entry"]
+    entry = {k: entry[k] for k in sorted(entry)}
+    entry["data"] = {k: entry["data"][k] for k in data_order(list(entry["data"]))}
+    line = {**{k: obj[k] for k in sorted(obj)}, "entry": entry}
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+def first_data_key_twice(text: str) -> str:
+    key = text.split('"data":{"', 1)[1].split('"', 1)[0] if '"data":{"' in text else None
+    return text.replace('"data":{', f'"data":{{"{key}":0,', 1) if key else text
+
+
+SPELLINGS: list[tuple[str, Callable[[str], str]]] = [
+    ("as written", lambda text: text),
+    ("data keys reversed", lambda text: in_order(json.loads(text), lambda keys: keys[::-1])),
+    (
+        "data keys rotated",
+        lambda text: in_order(json.loads(text), lambda keys: keys[1:] + keys[:1]),
+    ),
+    ("a data key twice", first_data_key_twice),
+    ("minus zero", lambda text: re.sub(r'":0([,}])', r'":-0\1', text, count=1)),
+    ("an escaped character", lambda text: text.replace('"actor":"@', '"actor":"\\u0040', 1)),
+    ("an escaped dot", lambda text: text.replace(":example.org", ":example\\u002eorg", 1)),
+    ("a space", lambda text: text.replace('"kind":', '"kind": ', 1)),
+    ("a float", lambda text: re.sub(r'"ts":(\d+)', r'"ts":\1.0', text, count=1)),
+    ("an exponent", lambda text: re.sub(r'"seq":(\d+)', r'"seq":\1e0', text, count=1)),
+    ("a long integer", lambda text: re.sub(r'"ts":(\d+)', r'"ts":99999\1', text, count=1)),
+    ("a raw control character", lambda text: text.replace("example.org", "exa\tmple.org", 1)),
+    ("text escaped", lambda text: text.replace('"text":"', '"text":"\\u0041', 1)),
+    ("a line break", lambda text: text + "\r\n"),
+]
+
+
+@pytest.mark.parametrize("spelling", [s for _, s in SPELLINGS], ids=[i for i, _ in SPELLINGS])
+@pytest.mark.parametrize("seq", range(1, 11))
+def test_the_one_match_path_agrees_on_every_spelling(seq: int, spelling: Callable) -> None:
+    """Every way to spell an exported entry line that the one match might wrongly take for the
+    canonical one: the checks must come out as parsing the line and re-encoding would."""
+    line = copy.deepcopy(objects()[seq - 1])
+    if seq == 3:  # non-ASCII in the entry itself (its hash follows)
+        line["entry"]["event"] = "$é3"
+        rehash(line)
+    text = spelling(encode_line(line).decode().rstrip("\n"))
+    general = check_parsed(parse_line(text))
+    assert check_line(text) == general
+    assert check_line(text.encode()) == general
+    assert resolved(next(across_processes(v.check_chunk, [text.encode()])), text.encode()) == [
+        general
+    ]
+
+
+def test_exported_entry_lines_take_the_one_match_path() -> None:
+    """All but the genesis entry (its data holds an object), texts with escapes included."""
+    lines = [line.decode() for line in encode(objects()[:10])]
+    matched = [bool(v._CANONICAL_ENTRY_LINE.fullmatch(line)) for line in lines]
+    assert matched == [False] + [True] * 9
+    block = b"".join(encode(objects()))
+    found = [item[1] for item in v.check_chunk(block) if not isinstance(item, v.CheckedLine)]
+    assert all(isinstance(f, tuple) for f in found[1:])  # sent as offsets into the block
+
+
+# --- blocks, chunks and processes ----------------------------------------------------------------
+
+
+@given(
+    st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=30),
+    st.binary(max_size=10).map(lambda b: b.replace(b"\n", b"")),
+    st.integers(1, 100),
+    st.integers(1, 50),
+)
+def test_whole_lines_cuts_after_newlines(
+    lines: list[bytes], tail: bytes, block: int, piece: int
+) -> None:
+    export = b"".join(lines) + tail
+    with mock.patch.object(v, "CHUNK_BYTES", block):
+        blocks = list(v._whole_lines(pieces(export, piece)))
+    assert b"".join(blocks) == export
+    assert all(b and b.endswith(b"\n") for b in blocks[:-1])
+    assert all(len(b) < block + piece + 32 for b in blocks)
+
+
+def test_verify_bytes_reads_only_a_little_past_the_first_problem() -> None:
+    lines = encode(objects())
+    lines[2] = lines[2].replace(b'"amount":1', b'"amount":2')
+    taken: list[int] = []
+
+    def read() -> Iterator[bytes]:
+        for number, line in enumerate(lines, 1):
+            taken.append(number)
+            yield line
+
+    with mock.patch.object(v, "CHUNK_BYTES", 1):
+        result = verify_bytes(read())
+    assert result.problem == "entry 3: hash does not match its contents"
+    assert taken == [1, 2, 3]  # each piece ends with its line's newline here
+
+
+def test_lines_are_numbered_across_blocks() -> None:
+    lines = encode(objects())
+    lines[3:3] = [b"\n", b"  \r\n"]
+    lines.insert(8, b"[]\n")
+    for block in (1, 600, 1500, 10**6):
+        result = in_blocks(b"".join(lines), block=block, piece=64)
+        assert result.problem == "line 9: it is neither an entry nor a checkpoint"
+    unterminated = b"".join(encode(objects())).rstrip(b"\n")
+    assert in_blocks(unterminated, block=700).ok
+
+
+# --- the entries replayers see -----------------------------------------------------------------
+
+
+def test_an_entry_made_from_checked_fields_is_the_entry() -> None:
+    for entry in ENTRIES:
+        made = LedgerEntry._checked(json.loads(entry.canonical()), entry.canonical())
+        assert made == entry
+        assert (made.canonical(), made.hash(), made.leaf_hash()) == (
+            entry.canonical(),
+            entry.hash(),
+            entry.leaf_hash(),
+        )
+        assert hash(made) == hash(entry)
+        assert repr(made) == repr(entry)
+        assert made.to_json() == entry.to_json()
+        assert isinstance(made.data, MappingProxyType)
+
+
+def test_replayers_see_the_entries_themselves() -> None:
+    class Keeper:
+        def __init__(self) -> None:
+            self.seen: list[LedgerEntry] = []
+
+        def apply(self, entry: LedgerEntry) -> str | None:
+            self.seen.append(entry)
+            return None
+
+    objs = objects()
+    reordered = in_order(objs[3], lambda keys: keys[::-1]).encode() + b"\n"  # re-encoded
+    lines = [*encode(objs[:3]), reordered, *encode(objs[4:])]
+    for run in (
+        lambda k: verify(objs, replayers=[k]),
+        lambda k: verify_lines(lines, replayers=[k]),
+        lambda k: in_blocks(b"".join(lines), replayers=[k]),
+    ):
+        keeper = Keeper()
+        assert run(keeper).ok
+        assert keeper.seen == ENTRIES
+        assert [list(e.data) for e in keeper.seen] == [list(e.data) for e in ENTRIES]
+        assert [e.canonical() for e in keeper.seen] == [e.canonical() for e in ENTRIES]
+    keeper = Keeper()
+    verify(objs, replayers=[keeper])
+    objs[1]["entry"]["data"]["amount"] = 99  # the caller's object, after the verification
+    assert keeper.seen[1].data["amount"] == 1
+
+
+def test_an_entry_that_would_fit_the_chain_still_may_not_follow_a_checkpoint() -> None:
+    objs = objects()
+    objs.insert(2, checkpoint_line(checkpoint(2)))  # entry 3, plain kudos, comes after it
+    for block in (1, 600, 10**6):  # the entry after it in the checkpoint's block, or the next
+        result = in_blocks(b"".join(encode(objs)), block=block)
+        assert result.problem == "line 4: an entry follows the checkpoints"
+    assert both(objs).problem == "line 4: an entry follows the checkpoints"
