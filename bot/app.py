@@ -502,15 +502,8 @@ class Bot:
         if rel.get("rel_type") != "m.reference" or not isinstance(start, str):
             return "event"
         ctx = await self._context(tx, ev, ts, state)
-        try:
-            async with tx.savepoint():
-                reply = await decisions.poll_response(ctx, start, answers)
-        except Exception:
-            log.exception("poll response %s in %s failed", ev.event_id, ev.room_id)
-            return "event"
-        if reply is not None:
-            # Answered under the poll: a reply to a poll response shows nowhere.
-            await self._send(tx, ev.room_id, ev.event_id, reply, in_reply_to=start, now=ts)
+        reply = await decisions.poll_response(ctx, start, answers)
+        await self._answer_under(tx, ev, reply, start, ts)
         return "vote"
 
     async def _reaction(self, tx: Tx, ev: Incoming, ts: int, state: RoomState) -> str:
@@ -521,16 +514,17 @@ class Bot:
         if not isinstance(target, str) or not isinstance(key, str):
             return "event"
         ctx = await self._context(tx, ev, ts, state)
-        try:
-            async with tx.savepoint():
-                reply = await kudos_commands.reaction(ctx, target, key)
-        except Exception:
-            log.exception("reaction %s in %s failed", ev.event_id, ev.room_id)
-            return "event"
-        if reply is not None:
-            # A refusal answers the reacted-to message: a reply to a reaction shows nowhere.
-            await self._send(tx, ev.room_id, ev.event_id, reply, in_reply_to=target, now=ts)
+        reply = await kudos_commands.reaction(ctx, target, key)
+        await self._answer_under(tx, ev, reply, target, ts)
         return "reaction"
+
+    async def _answer_under(
+        self, tx: Tx, ev: Incoming, reply: Reply | None, target: str, now: int
+    ) -> None:
+        """Answer a reaction or poll answer under the message it relates to: no client shows
+        a reply to a reaction or a poll answer. (A failure is caught by the event's savepoint.)"""
+        if reply is not None:
+            await self._send(tx, ev.room_id, ev.event_id, reply, in_reply_to=target, now=now)
 
     async def _handle_edit(self, tx: Tx, ev: Incoming, original: str) -> str:
         before = await tx.handled_event(original)

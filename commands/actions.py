@@ -188,7 +188,8 @@ async def set_commitment(ctx: Context, item: Item, min_others: int | None, via: 
     return Reply(seq(f"You are in #{item.item}{cond}; {state}."))
 
 
-async def _go(ctx: Context, item: Item, going: frozenset[str], committed: int) -> Reply:
+async def _decide(ctx: Context, item: Item, outcome: str, going: int, committed: int) -> None:
+    """Record that a call goes ("go") or is called off ("called_off"), with its numbers."""
     await ctx.store.append(
         ctx.room_id,
         ts=ctx.event_ts,
@@ -196,13 +197,17 @@ async def _go(ctx: Context, item: Item, going: frozenset[str], committed: int) -
         kind=ITEM_CLOSE,
         data={
             "item": item.item,
-            "outcome": "go",
+            "outcome": outcome,
             "winners": [],
-            "tally": {"going": len(going), "committed": committed, "need": item.need or 1},
+            "tally": {"going": going, "committed": committed, "need": item.need or 1},
         },
         event=None,
     )
-    await ctx.store.set_item_status(ctx.room_id, item.item, "go")
+    await ctx.store.set_item_status(ctx.room_id, item.item, outcome)
+
+
+async def _go(ctx: Context, item: Item, going: frozenset[str], committed: int) -> Reply:
+    await _decide(ctx, item, "go", len(going), committed)
     at = item.at or ctx.event_ts
     await ctx.store.add_reminders(
         ctx.room_id, item.item, actions.reminder_times(at, ctx.rules.reminders_ms, ctx.event_ts)
@@ -278,20 +283,7 @@ async def deadline(ctx: Context, item: Item) -> Reply | None:
         return None
     now_in = await ctx.store.commitments(ctx.room_id, item.item)
     going = actions.going_set(actions.Commitment(u, m) for u, m in now_in)
-    await ctx.store.append(
-        ctx.room_id,
-        ts=ctx.event_ts,
-        actor=ctx.bot_user_id,
-        kind=ITEM_CLOSE,
-        data={
-            "item": item.item,
-            "outcome": "called_off",
-            "winners": [],
-            "tally": {"going": len(going), "committed": len(now_in), "need": item.need or 1},
-        },
-        event=None,
-    )
-    await ctx.store.set_item_status(ctx.room_id, item.item, "called_off")
+    await _decide(ctx, item, "called_off", len(going), len(now_in))
     return Reply(
         seq(
             bold(f"Action #{item.item} is called off: "),
