@@ -203,7 +203,7 @@ def check_kudos(
 # --- what entries change ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a replay holds one per kudos entry
 class Delta:
     """One change to the aggregates that a kudos or attendance entry (or its reversal) makes."""
 
@@ -292,8 +292,7 @@ class ScoreBook:
     """
 
     def __init__(self) -> None:
-        self.rules = RoomRules.defaults()
-        self._rules_hash = self.rules.hash()
+        self._set_rules(RoomRules.defaults())
         self._room = ""
         self._kinds = bytearray()  # kind code of every entry taken in, by seq - 1
         self._credits: dict[int, _Credit] = {}
@@ -370,6 +369,29 @@ class ScoreBook:
     def _set_rules(self, rules: RoomRules) -> None:
         self.rules = rules
         self._rules_hash = rules.hash()
+        # Kudos replay is the hot path of verify: read the limits and the zone once per rules.
+        self._limits = (rules.max_per_message, rules.daily_allowance, rules.pair_daily_cap)
+        self._zone = ZoneInfo(rules.timezone)
+        self._day = ""
+        self._day_bounds = (0, 0)  # UTC ms [start, end) wholly on local `_day`; empty: none
+
+    def _day_of(self, ts: int) -> str:
+        """`local_day(ts, rules.timezone)`, keeping the last day's bounds for the entries after."""
+        start, end = self._day_bounds
+        if start <= ts < end:
+            return self._day
+        zone = self._zone
+        date = _local(ts, zone).date()
+        day = date.isoformat()
+        first = dt.datetime.combine(date, dt.time(), tzinfo=zone)
+        after = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+        start, end = _ms(first), _ms(after)
+        # Only between two plain midnights (neither repeated nor skipped) is every instant on one
+        # local day; a day that a DST change touches at midnight is worked out entry by entry.
+        plain = start == _ms(first.replace(fold=1)) and end == _ms(after.replace(fold=1))
+        self._day = day
+        self._day_bounds = (start, end) if plain and start <= ts < end else (0, 0)
+        return day
 
     def _genesis(self, entry: LedgerEntry) -> str | None:
         try:
@@ -392,29 +414,36 @@ class ScoreBook:
         return None
 
     def _kudos(self, entry: LedgerEntry) -> str | None:
-        giver, receiver, amount = entry.actor, entry.data["to"], entry.data["amount"]
-        rules = self.rules
+        data = entry.data
+        giver, receiver, amount = entry.actor, data["to"], data["amount"]
         if receiver == giver:
             return "kudos to oneself"
         if giver in self._opted_out:
             return f"kudos from {giver}, who had opted out"
         if receiver in self._opted_out:
             return f"kudos to {receiver}, who had opted out"
-        if amount > rules.max_per_message:
-            return f"kudos over the per-message maximum ({amount} of {rules.max_per_message})"
-        changes = deltas(entry, rules)
-        day = changes[0].day
-        given = self.given_on(giver, day) + amount
-        if given > rules.daily_allowance:
-            return f"kudos over the daily allowance ({given} of {rules.daily_allowance} on {day})"
-        pair = self.pair_on(giver, receiver, day) + amount
-        if pair > rules.pair_daily_cap:
+        most, allowance, cap = self._limits
+        if amount > most:
+            return f"kudos over the per-message maximum ({amount} of {most})"
+        day = self._day_of(entry.ts)
+        given_key = (giver, day)
+        given = self._given.get(given_key, 0) + amount
+        if given > allowance:
+            return f"kudos over the daily allowance ({given} of {allowance} on {day})"
+        pair_key = (giver, receiver, day)
+        pair = self._pairs.get(pair_key, 0) + amount
+        if pair > cap:
             return (
-                f"kudos over the pair daily cap ({pair} of {rules.pair_daily_cap}"
+                f"kudos over the pair daily cap ({pair} of {cap}"
                 f" from {giver} to {receiver} on {day})"
             )
-        self._credits[entry.seq] = _Credit(changes)
-        self._add(changes)
+        self._credits[entry.seq] = _Credit((Delta(receiver, giver, day, amount),))
+        # What `_add` does for this one delta, with the sums already at hand (amount > 0, and the
+        # aggregates never go below zero, so none of them becomes zero here).
+        self._given[given_key] = given
+        self._pairs[pair_key] = pair
+        _bump(self._totals, receiver, amount)
+        _bump(self._received.setdefault(receiver, {}), day, amount)
         return None
 
     def _attend(self, entry: LedgerEntry) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from consensus.checkpoint import encode_b64
@@ -928,3 +928,121 @@ def test_replayed_totals_are_the_deltas_of_entries_in_effect(ops: list[tuple[Any
     for user in (ALICE, BOB, CAROL, DAN):
         assert again.received_days(user) == book.received_days(user)
         assert sum(book.received_days(user).values()) == book.total(user)
+
+
+# --- the replay's day and limit caches against a plain replay -------------------------------
+
+
+class PlainKudosReplay:
+    """Kudos checks done the straightforward way: every entry's day and limits read afresh."""
+
+    def __init__(self, rules: RoomRules) -> None:
+        self.rules = rules
+        self.given: Counter[tuple[str, str]] = Counter()
+        self.pairs: Counter[tuple[str, str, str]] = Counter()
+        self.received: dict[str, Counter[str]] = {}
+
+    def offer(self, entry: LedgerEntry) -> str | None:
+        if entry.kind in RULE_KINDS:
+            self.rules = self.rules.with_change(entry.data["key"], entry.data["value"])
+            return None
+        giver, to, amount = entry.actor, entry.data["to"], entry.data["amount"]
+        rules = self.rules
+        if to == giver:
+            return "kudos to oneself"
+        if amount > rules.max_per_message:
+            return f"kudos over the per-message maximum ({amount} of {rules.max_per_message})"
+        day = local_day(entry.ts, rules.timezone)
+        given = self.given[giver, day] + amount
+        if given > rules.daily_allowance:
+            return f"kudos over the daily allowance ({given} of {rules.daily_allowance} on {day})"
+        pair = self.pairs[giver, to, day] + amount
+        if pair > rules.pair_daily_cap:
+            return (
+                f"kudos over the pair daily cap ({pair} of {rules.pair_daily_cap}"
+                f" from {giver} to {to} on {day})"
+            )
+        self.given[giver, day] = given
+        self.pairs[giver, to, day] = pair
+        self.received.setdefault(to, Counter())[day] += amount
+        return None
+
+
+# Days that DST (or a skipped date) makes odd, each with a zone; runs start at or before them.
+ODD_DAYS = [
+    ("2026-03-29T00:00+01:00", "Europe/Berlin"),  # 23 hours
+    ("2026-10-25T00:00+02:00", "Europe/Berlin"),  # 25 hours
+    ("2024-09-08T01:00-03:00", "America/Santiago"),  # midnight skipped
+    ("2024-04-06T00:00-03:00", "America/Santiago"),  # falls back at 24:00
+    ("2024-10-26T00:00+03:00", "Asia/Beirut"),
+    ("2010-11-07T00:00-03:00", "America/Goose_Bay"),  # falls back over midnight, 00:01 to 23:01
+    ("2011-12-29T00:00-10:00", "Pacific/Apia"),  # 30 December skipped
+]
+ZONES = sorted({zone for _, zone in ODD_DAYS} | {"UTC", "Pacific/Kiritimati"})
+STEP_MINUTES = [0, 1, 29, 59, 60, 61, 119, 179, 600, 1379, 1439, 1440, 1500, 2 * 1440]
+CACHE_OPS = st.one_of(
+    st.tuples(
+        st.just("kudos"),
+        st.sampled_from([ALICE, BOB, CAROL]),
+        st.sampled_from([ALICE, BOB, CAROL]),
+        st.integers(1, 4),
+        st.sampled_from(STEP_MINUTES),
+    ),
+    st.tuples(st.just("rule"), st.just("timezone"), st.sampled_from(ZONES)),
+    st.tuples(st.just("rule"), st.just("kudos.daily_allowance"), st.integers(1, 12)),
+    st.tuples(st.just("rule"), st.just("kudos.pair_daily_cap"), st.integers(1, 6)),
+    st.tuples(st.just("rule"), st.just("kudos.max_per_message"), st.integers(1, 4)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    odd=st.sampled_from(ODD_DAYS),
+    lead=st.sampled_from([0, 1, 60, 1440]),
+    ops=st.lists(CACHE_OPS, max_size=60),
+)
+# Goose Bay: a kudos in the one minute of 7 Nov before clocks fell back, then one in the
+# repeated hour, which is 6 Nov again: a day's bounds must not be trusted across that.
+@example(
+    odd=ODD_DAYS[5],
+    lead=0,
+    ops=[("kudos", ALICE, BOB, 1, 0), ("kudos", ALICE, BOB, 1, 29), ("kudos", ALICE, BOB, 1, 1)],
+)
+def test_replay_matches_a_plain_replay_across_odd_days_and_rule_changes(
+    odd: tuple[str, str], lead: int, ops: list[tuple[Any, ...]]
+) -> None:
+    start, zone = odd
+    chain = Chain(room_rules({"timezone": zone}), ts=utc(start) - lead * 60_000)
+    book, plain = ScoreBook(), PlainKudosReplay(chain.rules)
+    assert book.apply(chain.entries[0]) is None
+    for op in ops:
+        if op[0] == "rule":
+            entry = chain.rule(op[1], op[2])
+            assert book.apply(entry) is None
+            assert plain.offer(entry) is None
+            continue
+        _, giver, to, amount, minutes = op
+        entry = chain.build(
+            KUDOS,
+            giver,
+            chain.ts + minutes * 60_000,
+            to=to,
+            amount=amount,
+            via="command",
+            ref=None,
+            text_sha256=None,
+        )
+        problem = book.apply(entry)
+        assert problem == plain.offer(entry)
+        if problem is None:
+            chain.entries.append(entry)
+        # A refused entry still moves the clock on, so the next one may fall on another day.
+        chain.ts = entry.ts
+    assert book.rules == plain.rules
+    assert book.totals() == {user: sum(days.values()) for user, days in plain.received.items()}
+    for user in (ALICE, BOB, CAROL):
+        assert book.received_days(user) == dict(plain.received.get(user, {}))
+        for day in {day for (giver, day) in plain.given if giver == user}:
+            assert book.given_on(user, day) == plain.given[user, day]
+            for to in (ALICE, BOB, CAROL):
+                assert book.pair_on(user, to, day) == plain.pairs[user, to, day]

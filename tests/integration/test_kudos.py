@@ -3,6 +3,7 @@ exporting and verifying."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -147,3 +148,24 @@ async def test_export_in_chat_and_verify_offline(bot_factory, user_factory, tmp_
     bad = verify(str(tampered))
     assert bad.returncode != 0
     assert "entry 2" in bad.stderr
+
+
+async def test_concurrent_kudos_add_up_exactly(bot_factory, user_factory):
+    rules = {"kudos.pair_daily_cap": 100, "kudos.daily_allowance": 100}
+    bot = bot_factory({"rules": rules})
+    alice, bob, carol = [await user_factory(n) for n in ("alice", "bob", "carol")]
+    room_id = await room_with_bot(alice, bot)
+    for other in (bob, carol):
+        await alice.invite(room_id, other.user_id)
+        await other.join(room_id)
+
+    async def burst(giver, receiver, n):
+        return [await giver.send_text(room_id, f"!kudos {receiver.user_id}") for _ in range(n)]
+
+    sent = await asyncio.gather(
+        burst(alice, bob, 20), burst(carol, bob, 20), burst(bob, alice, 20)
+    )
+    for event_id in [e for group in sent for e in group]:
+        await alice.wait_reply(room_id, event_id, timeout=60)
+    assert "has 40 kudos" in await score_of(alice, room_id, bob.user_id)
+    assert "has 20 kudos" in await score_of(alice, room_id, alice.user_id)
