@@ -672,19 +672,34 @@ class Bot:
                 log.exception("the daily report of %s failed", room_id)
         self.outbox.wake()
 
+    async def _due_day(self, tx: Tx, room_id: str, now: int) -> str | None:
+        """The day whose report this room should make now, or None."""
+        head = await tx.ledger_head(room_id)
+        genesis = await tx.entry(room_id, 1)
+        if head is None or genesis is None:
+            return None
+        rules = head.rules
+        day = reports.due_report_day(now, rules.report_time, rules.timezone)
+        if day in await tx.report_days(room_id):
+            return None  # done already
+        if day < scoring.local_day(genesis.entry.ts, rules.timezone):
+            return None  # a day from before the bot was in the room
+        return day
+
     async def _report(self, room_id: str, now: int) -> None:
+        # Every deadline job looks for due reports: a read decides, without the write lock.
+        async with self.storage.read() as tx:
+            if await self._due_day(tx, room_id, now) is None:
+                return
         async with self.storage.write() as tx:
+            day = await self._due_day(tx, room_id, now)
             head = await tx.ledger_head(room_id)
-            genesis = await tx.entry(room_id, 1)
-            if head is None or genesis is None:
+            if day is None or head is None:
                 return
             rules = head.rules
-            day = reports.due_report_day(now, rules.report_time, rules.timezone)
-            made = await tx.report_days(room_id)
-            if day in made or day < scoring.local_day(genesis.entry.ts, rules.timezone):
-                return  # done already, or a day from before the bot was in the room
             source = f"job:report:{room_id}:{day}"
             ctx = await self._job_context(tx, room_id, source, now)
+            made = await tx.report_days(room_id)
             previous = made[max(made)] if made else None
             checkpoint = await reports.daily_checkpoint(ctx, previous)
             report = await reports.gather_report(ctx, day, checkpoint)

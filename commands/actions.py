@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from commands.context import Context, Item
-from commands.decisions import POLL_START, poll_start
+from commands.decisions import POLL_START, find_item, poll_start
 from commands.declare import REGISTRY, Args, Kind, Option, Param
 from commands.errors import UserError
 from commands.render import Fragment, Outgoing, Reply, bold, lines, seq, txn_id, user
@@ -115,9 +115,7 @@ async def action(ctx: Context, args: Args) -> Reply:
 
 
 async def _call(ctx: Context, number: int) -> Item:
-    item = await ctx.store.item(ctx.room_id, number)
-    if item is None:
-        raise UserError(f"There is no #{number} in this room; {ctx.prefix}proposals lists them.")
+    item = await find_item(ctx, number)
     if item.type != "action":
         raise UserError(f"#{number} is a {item.type}; vote on it with {ctx.prefix}vote #{number}.")
     return item

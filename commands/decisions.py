@@ -115,7 +115,7 @@ def _split_title(text: str) -> tuple[str, str]:
     return title, description
 
 
-async def _item(ctx: Context, number: int) -> Item:
+async def find_item(ctx: Context, number: int) -> Item:
     found = await ctx.store.item(ctx.room_id, number)
     if found is None:
         raise UserError(
@@ -386,7 +386,7 @@ async def poll(ctx: Context, args: Args) -> Reply:
     examples=("!vote #3 agree", "!vote #3 block -- it blocks the fire exit", "!vote #4 2 > 1 > 3"),
 )
 async def vote(ctx: Context, args: Args) -> Reply:
-    item = await _item(ctx, int(args.get("item")))
+    item = await find_item(ctx, int(args.get("item")))
     choice = _parse_choice(ctx, item, str(args.get("choice")))
     reason = check_reason(args.reason)
     if choice == "block" and not reason:
@@ -539,7 +539,7 @@ async def proposals(ctx: Context, args: Args) -> Reply:
     examples=("!show #3",),
 )
 async def show(ctx: Context, args: Args) -> Reply:
-    item = await _item(ctx, int(args.get("item")))
+    item = await find_item(ctx, int(args.get("item")))
     text = await _item_text(ctx, item)
     title, _, rest = text.partition("\n")
     votes = await ctx.store.votes(ctx.room_id, item.item)
@@ -630,7 +630,7 @@ async def close_item(ctx: Context, item: Item, *, withdrawn: bool = False) -> Re
     examples=("!close #3",),
 )
 async def close(ctx: Context, args: Args) -> Reply:
-    item = await _item(ctx, int(args.get("item")))
+    item = await find_item(ctx, int(args.get("item")))
     if item.status != "open":
         raise UserError(f"#{item.item} is not open.")
     if item.type == "action":
@@ -648,7 +648,7 @@ async def close(ctx: Context, args: Args) -> Reply:
     examples=("!withdraw #3",),
 )
 async def withdraw(ctx: Context, args: Args) -> Reply:
-    item = await _item(ctx, int(args.get("item")))
+    item = await find_item(ctx, int(args.get("item")))
     if item.status != "open":
         raise UserError(f"#{item.item} is not open.")
     if ctx.sender != item.author:

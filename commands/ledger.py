@@ -7,7 +7,7 @@ and later check an export against it with `commons verify`.
 
 from __future__ import annotations
 
-from commands.context import Context, StoredCheckpoint
+from commands.context import Context, Head, StoredCheckpoint
 from commands.declare import REGISTRY, Args, Kind, Param, Reason
 from commands.errors import UserError
 from commands.kudos import check_reason, local_time
@@ -18,6 +18,13 @@ from consensus.merkle import MerkleFrontier
 
 MAX_LEDGER_LINES = 50
 VERIFY_EVERY_MS = 60_000
+
+
+async def require_head(ctx: Context) -> Head:
+    head = await ctx.store.ledger_head(ctx.room_id)
+    if head is None:
+        raise UserError("This room has no ledger yet.")
+    return head
 
 
 @REGISTRY.command(
@@ -77,9 +84,7 @@ def describe(entry: LedgerEntry, text: str | None, timezone: str) -> Fragment:
     examples=("!verify",),
 )
 async def verify(ctx: Context, args: Args) -> Reply:
-    head = await ctx.store.ledger_head(ctx.room_id)
-    if head is None:
-        raise UserError("This room has no ledger yet.")
+    head = await require_head(ctx)
     checkpoints = await ctx.store.checkpoints(ctx.room_id)
     last = checkpoints[-1] if checkpoints else None
     if last is not None and ctx.now_ms - last.signed.checkpoint.ts < VERIFY_EVERY_MS:
@@ -130,9 +135,7 @@ async def check_since(ctx: Context, last: StoredCheckpoint | None) -> str | None
 
 async def new_checkpoint(ctx: Context) -> SignedCheckpoint:
     """Sign and keep a checkpoint of the room's ledger as it is now."""
-    head = await ctx.store.ledger_head(ctx.room_id)
-    if head is None:
-        raise UserError("This room has no ledger yet.")
+    head = await require_head(ctx)
     cp = Checkpoint(room=ctx.room_id, size=head.size, root=head.root, ts=ctx.now_ms)
     signed = SignedCheckpoint.create(cp, ctx.services.signing_key)
     await ctx.store.add_checkpoint(signed, list(head.frontier))
@@ -162,9 +165,7 @@ def _checkpoint_reply(ctx: Context, signed: SignedCheckpoint, title: str) -> Rep
     examples=("!export",),
 )
 async def export(ctx: Context, args: Args) -> Reply:
-    head = await ctx.store.ledger_head(ctx.room_id)
-    if head is None:
-        raise UserError("This room has no ledger yet.")
+    head = await require_head(ctx)
     return Reply(
         seq(
             f"Exporting the ledger ({head.size} entries) as a JSON Lines file; check it with "
