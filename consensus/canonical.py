@@ -51,10 +51,42 @@ def _check(value: Any, path: str) -> None:
     raise CanonicalJSONError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
+def _plain(value: Any) -> bool:
+    """Whether `value` is built of exact JSON types only, with keys that are strings and integers
+    in range: the common case, checked without building the paths `_check` names problems by."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        in_range: bool = -MAX_SAFE_INT <= value <= MAX_SAFE_INT
+        return in_range
+    if kind is dict:
+        return all(type(key) is str and _plain(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
+def canonical_json_of_checked(value: Any) -> bytes:
+    """Canonical JSON of a value already known to hold only exact JSON types, with string keys
+    and integers in range (as `ledger.entry_problem` proves of an entry): only a lone surrogate
+    can still be wrong, and encoding finds that."""
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        _check(value, "$")  # raises, naming where the lone surrogate is
+        raise
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode `value` as canonical JSON bytes, refusing anything without a canonical form."""
-    _check(value, "$")
-    return _ENCODER.encode(value).encode("utf-8")
+    if not _plain(value):
+        _check(value, "$")  # raises, naming where; or the value is fine after all (a Mapping)
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        _check(value, "$")  # a lone surrogate: raise naming where it is
+        raise
 
 
 def sha256_hex(data: bytes) -> str:

@@ -31,7 +31,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consensus.actions import Commitment, going_set
 from consensus.durations import format_duration
@@ -47,10 +47,12 @@ from consensus.ledger import (
     RULE_CHANGE,
     RULE_KINDS,
     VOTE,
-    LedgerEntry,
 )
 from consensus.rules import RULES, RoomRules, RuleError, at_least_as_strict, parse_rule
 from consensus.tally import MAX_SCORE, Ballot, Outcome, tally_poll, tally_proposal
+
+if TYPE_CHECKING:
+    from consensus.verify import Replayed
 
 PROPOSAL, POLL, ACTION = "proposal", "poll", "action"
 OPEN, CLOSED, WITHDRAWN = "open", "closed", "withdrawn"
@@ -158,7 +160,7 @@ class ItemBook:
         self._rules = RoomRules.defaults()
         self._items: dict[int, _Item] = {}
         self._outcomes: dict[int, Outcome] = {}
-        self._handlers: Mapping[str, Callable[[LedgerEntry], str | None]] = {
+        self._handlers: Mapping[str, Callable[[Replayed], str | None]] = {
             GENESIS: self._genesis,
             ITEM_OPEN: self._open,
             VOTE: self._vote,
@@ -202,18 +204,18 @@ class ItemBook:
 
     # -- replay --
 
-    def apply(self, entry: LedgerEntry) -> str | None:
+    def apply(self, entry: Replayed) -> str | None:
         handler = self._handlers.get(entry.kind)
         return handler(entry) if handler else None
 
-    def _genesis(self, entry: LedgerEntry) -> str | None:
+    def _genesis(self, entry: Replayed) -> str | None:
         try:
             self._rules = RoomRules(entry.data["rules"])
         except RuleError as exc:
             return f"its starting rules are not valid room rules ({_phrase(exc)})"
         return None
 
-    def _find(self, entry: LedgerEntry, what: str, *types: str) -> _Item | str:
+    def _find(self, entry: Replayed, what: str, *types: str) -> _Item | str:
         """The item an entry refers to, or the phrase saying why it can't refer to it."""
         number = entry.data["item"]
         item = self._items.get(number)
@@ -225,7 +227,7 @@ class ItemBook:
 
     # item.open
 
-    def _open(self, entry: LedgerEntry) -> str | None:
+    def _open(self, entry: Replayed) -> str | None:
         data = entry.data
         number, kind = data["item"], data["type"]
         expected = len(self._items) + 1
@@ -253,7 +255,7 @@ class ItemBook:
         )
         return None
 
-    def _open_problem(self, entry: LedgerEntry, kind: str) -> str | None:
+    def _open_problem(self, entry: Replayed, kind: str) -> str | None:
         data = entry.data
         name = f"{_NOUN[kind]} #{data['item']}"
         method = data["method"]
@@ -274,7 +276,7 @@ class ItemBook:
             return f"{name} proposes a rule change, which only a proposal can"
         return self._rule_proposal_problem(entry, name)
 
-    def _rule_proposal_problem(self, entry: LedgerEntry, name: str) -> str | None:
+    def _rule_proposal_problem(self, entry: Replayed, name: str) -> str | None:
         data = entry.data
         key, value = data["rule_key"], data["rule_value"]
         if key not in RULES:
@@ -307,7 +309,7 @@ class ItemBook:
 
     # votes
 
-    def _vote(self, entry: LedgerEntry) -> str | None:
+    def _vote(self, entry: Replayed) -> str | None:
         item = self._find(entry, "vote on", PROPOSAL, POLL)
         if isinstance(item, str):
             return item
@@ -353,7 +355,7 @@ class ItemBook:
 
     # action calls
 
-    def _commit(self, entry: LedgerEntry) -> str | None:
+    def _commit(self, entry: Replayed) -> str | None:
         item = self._find(entry, "commitment to", ACTION)
         if isinstance(item, str):
             return item
@@ -377,7 +379,7 @@ class ItemBook:
             return "after the action took place"
         return None
 
-    def _attend(self, entry: LedgerEntry) -> str | None:
+    def _attend(self, entry: Replayed) -> str | None:
         item = self._find(entry, "attendance at", ACTION)
         if isinstance(item, str):
             return item
@@ -388,7 +390,7 @@ class ItemBook:
 
     # item.close
 
-    def _close(self, entry: LedgerEntry) -> str | None:
+    def _close(self, entry: Replayed) -> str | None:
         item = self._find(entry, "it closes", PROPOSAL, POLL, ACTION)
         if isinstance(item, str):
             return item
@@ -470,7 +472,7 @@ class ItemBook:
 
     # rules
 
-    def _rule(self, entry: LedgerEntry) -> str | None:
+    def _rule(self, entry: Replayed) -> str | None:
         key, value = entry.data["key"], entry.data["value"]
         proposal: _Item | None = None
         if entry.kind == RULE_CHANGE:

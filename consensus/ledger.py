@@ -23,6 +23,7 @@ from consensus.canonical import (
     MAX_SAFE_INT,
     CanonicalJSONError,
     canonical_json,
+    canonical_json_of_checked,
     sha256_hex,
 )
 from consensus.checkpoint import CheckpointError, decode_b64
@@ -239,7 +240,11 @@ def _key_problem(what: str, obj: Mapping[Any, Any], expected: frozenset[str]) ->
     return f"{what} has an unexpected key {sorted(map(repr, obj.keys() - expected))[0]}"
 
 
-def _data_problem(kind: str, data: object, seq: int) -> str | None:
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def data_problem(kind: str, data: object, seq: int) -> str | None:
+    """Why `data` is not the data of a `kind` entry at `seq`, as a phrase; None if it is."""
     if type(data) is not dict:
         return "data must be a JSON object"
     if data.keys() != _KIND_KEYS[kind]:
@@ -256,8 +261,10 @@ def _data_problem(kind: str, data: object, seq: int) -> str | None:
 def entry_problem(obj: object) -> str | None:
     """Why `obj` (parsed JSON) is not a well-formed entry, as a phrase; None if it is one.
 
-    Covers keys, types, ranges and per-kind data. Lone surrogates inside strings are found when
-    the entry is encoded (see canonical.canonical_json), not here: there they cost nothing extra.
+    Covers keys, types, ranges and per-kind data, with exact type tests: an entry it passes holds
+    nothing but str, int in range, bool, None, and lists and string-keyed dicts of those, so
+    `canonical_json_of_checked` may encode it. Lone surrogates inside strings are found when the
+    entry is encoded, not here: there they cost nothing extra.
     """
     if type(obj) is not dict:
         return "an entry must be a JSON object"
@@ -283,9 +290,9 @@ def entry_problem(obj: object) -> str | None:
         return "prev must be 64 lowercase hex digits"
     if (seq == 1) != (kind == GENESIS):
         return "entry 1, and only entry 1, must be genesis"
-    data_problem = _data_problem(kind, obj["data"], seq)
-    if data_problem or kind != GENESIS:
-        return data_problem
+    problem = data_problem(kind, obj["data"], seq)
+    if problem or kind != GENESIS:
+        return problem
     if obj["prev"] != GENESIS_PREV:
         return "the genesis entry's prev must be 64 zeros"
     if obj["rules"] != rules_hash(obj["data"]["rules"]):
@@ -313,18 +320,24 @@ class LedgerEntry:
     prev: str
 
     def __post_init__(self) -> None:
-        fields = {key: getattr(self, key) for key in ENTRY_KEYS}
+        fields = dict(self.__dict__)  # the dataclass fields, nothing else yet
         if isinstance(self.data, Mapping):
             fields["data"] = dict(self.data)
         problem = entry_problem(fields)
         if problem:
             raise LedgerFormatError(f"Not a valid ledger entry: {problem}.")
         try:
-            encoded = canonical_json(fields)
+            encoded = canonical_json_of_checked(fields)
         except CanonicalJSONError as exc:
             raise LedgerFormatError(f"Not a valid ledger entry: {exc}.") from exc
-        # Re-read from the encoded bytes: a deep copy nobody else holds, so the hash stays true.
-        object.__setattr__(self, "data", MappingProxyType(json.loads(encoded)["data"]))
+        # A copy nobody else holds, so the hash stays true, in canonical key order: a copy of
+        # `fields["data"]` is deep enough when every value is a scalar; else re-read the bytes.
+        data = fields["data"]
+        if all(type(v) in _SCALARS for v in data.values()):
+            data = {key: data[key] for key in sorted(data)}
+        else:
+            data = json.loads(encoded)["data"]
+        object.__setattr__(self, "data", MappingProxyType(data))
         # Kept beside the fields (not one of them: not compared, not shown), computed once.
         self.__dict__["_canonical"] = encoded
 
@@ -412,7 +425,7 @@ def make_entry(
 def genesis_data(rules: Mapping[str, JSONScalar], public_key_b64: str) -> dict[str, Any]:
     """The `data` of a room's genesis entry: starting rules, the bot's key, the format version."""
     data = {"format": FORMAT_VERSION, "public_key": public_key_b64, "rules": dict(rules)}
-    problem = _data_problem(GENESIS, data, 1)
+    problem = data_problem(GENESIS, data, 1)
     if problem:
         raise LedgerFormatError(f"Not valid genesis data: {problem}.")
     return data

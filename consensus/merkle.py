@@ -8,13 +8,17 @@ one, inclusion proofs that a leaf is in a tree. The empty tree's root is SHA-256
 Three ways to hold a tree: a sequence of leaf hashes (the functions; O(n) per call),
 `MerkleFrontier` (O(log n) state: the root of an append-only log without re-reading it) and
 `MerkleTree` (every complete subtree kept, ~64 bytes per leaf: roots and proofs for any earlier
-size in O(log n), which is what a verifier of many checkpoints needs).
+size in O(log n), which is what a verifier of many checkpoints needs). A MerkleTree grows by
+one leaf or by many at once; the subtrees wholly among new leaves (`inner_nodes`) don't depend
+on the leaves before, so they may be hashed elsewhere, e.g. in another process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -52,6 +56,40 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     for leaf in leaf_hashes:
         frontier.append(leaf)
     return frontier.root()
+
+
+def _parents(children: bytes | bytearray) -> bytes:
+    """The node hashes over each pair of `children` (node hashes, one after the other)."""
+    pair = 2 * HASH_SIZE
+    return b"".join(
+        [
+            hashlib.sha256(b"\x01" + children[at : at + pair]).digest()
+            for at in range(0, len(children), pair)
+        ]
+    )
+
+
+class InnerNodes(NamedTuple):
+    """The roots of the perfect subtrees that lie wholly among some leaves of a log, from the
+    leaf at `offset` on: they don't depend on the leaves before, so they can be worked out apart
+    from the tree (see `inner_nodes`) and given to MerkleTree.extend."""
+
+    offset: int
+    levels: list[bytes]  # level 1 (over pairs of leaves) up: its nodes one after the other
+
+
+def inner_nodes(leaves: bytes, offset: int) -> InnerNodes:
+    """The InnerNodes of `leaves` (leaf hashes, one after the other), from leaf `offset` on."""
+    levels: list[bytes] = []
+    level, first = leaves, offset  # the nodes of a level, and the index of the first one
+    while True:
+        skip = first % 2  # a first node that is a right child has its sibling before `offset`
+        pairs = (len(level) // HASH_SIZE - skip) // 2
+        if pairs < 1:
+            return InnerNodes(offset, levels)
+        level = _parents(level[skip * HASH_SIZE : (skip + 2 * pairs) * HASH_SIZE])
+        levels.append(level)
+        first = (first + skip) // 2
 
 
 def _inclusion_path(index: int, lo: int, hi: int, range_hash: _RangeHash) -> list[bytes]:
@@ -241,6 +279,37 @@ class MerkleTree:
             levels[j] += parent
             n >>= 1
         self._size += 1
+
+    def extend(self, leaves: bytes, inner: InnerNodes | None = None) -> None:
+        """`append` each of `leaves` (32-byte leaf hashes, one after the other): the same tree,
+        built a level at a time, with one loop per level instead of one per leaf.
+
+        `inner`: `inner_nodes(leaves, self.size)` if the caller has it (e.g. from a worker
+        process), so that only the nodes over both old and new leaves are hashed here.
+        """
+        if len(leaves) % HASH_SIZE:
+            raise ValueError("leaf hashes are 32 bytes each")
+        if inner is not None and inner.offset != self._size:
+            raise ValueError(
+                f"the inner nodes are for leaves from {inner.offset}, not {self._size}"
+            )
+        given_levels = inner.levels if inner else []
+        levels = self._levels
+        levels[0] += leaves
+        self._size += len(leaves) // HASH_SIZE
+        for j in itertools.count(1):
+            due = self._size >> j  # level j holds one node per pair of nodes below
+            if j == len(levels):
+                if not due:
+                    return
+                levels.append(bytearray())
+            level, have = levels[j], len(levels[j]) // HASH_SIZE
+            if have == due:
+                return  # no new node here, so none above either
+            given = given_levels[j - 1] if j <= len(given_levels) else b""
+            first_given = due - len(given) // HASH_SIZE
+            level += _parents(levels[j - 1][2 * have * HASH_SIZE : 2 * first_given * HASH_SIZE])
+            level += given
 
     def _range_hash(self, lo: int, hi: int) -> bytes:
         # Every range RFC 6962 recursion visits starts at a multiple of a power of two at least

@@ -523,7 +523,12 @@ class RoomRules:
 
     def hash(self) -> str:
         """Hex SHA-256 of the canonical JSON of all rules: the `rules` field of ledger entries."""
-        return sha256_hex(canonical_json(self.as_json()))
+        # Every entry records it, so it is worked out once per RoomRules (they never change).
+        cached: str | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = sha256_hex(canonical_json(self.as_json()))
+            self.__dict__["_hash"] = cached
+        return cached
 
     def rule_proposal_terms(
         self,
@@ -557,7 +562,12 @@ class RoomRules:
         return cast(str, self.values[key])
 
     def _ms(self, key: str) -> int:
-        return parse_duration(self._str(key))
+        # Parsed once per RoomRules: kudos checks ask for kudos.min_membership every time.
+        parsed: dict[str, int] = self.__dict__.setdefault("_durations", {})
+        ms = parsed.get(key)
+        if ms is None:
+            ms = parsed[key] = parse_duration(self._str(key))
+        return ms
 
     @property
     def timezone(self) -> str:

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from consensus.durations import MINUTE_MS, format_duration
@@ -37,6 +37,9 @@ from consensus.ledger import (
     LedgerEntry,
 )
 from consensus.rules import RULES, RoomRules, RuleError
+
+if TYPE_CHECKING:
+    from consensus.verify import Replayed
 
 CREDIT_KINDS = frozenset({KUDOS, ATTEND})
 """Kinds that credit kudos, and so the kinds a reversal or a mod.void can take out."""
@@ -170,19 +173,22 @@ def check_kudos(
             f" (kudos.min_membership), so you can give kudos from"
             f" {_clock(since + wait, now_ms, rules.timezone)}."
         )
-    reset = _clock(next_day_start(now_ms, rules.timezone), now_ms, rules.timezone)
+
+    def reset() -> str:  # only a refusal says it: working it out costs more than the check
+        return _clock(next_day_start(now_ms, rules.timezone), now_ms, rules.timezone)
+
     allowance = rules.daily_allowance
     left = max(0, allowance - state.given_today)
     wanted = amount * len(unique)
     if wanted > left and left == 0:
         raise KudosRefused(
             f"You have given all {allowance} kudos of your daily allowance"
-            f" (kudos.daily_allowance); it resets at {reset}."
+            f" (kudos.daily_allowance); it resets at {reset()}."
         )
     if wanted > left:
         raise KudosRefused(
             f"That is {wanted} kudos but you have {left} left today"
-            f" (kudos.daily_allowance is {allowance}); it resets at {reset}."
+            f" (kudos.daily_allowance is {allowance}); it resets at {reset()}."
         )
     cap = rules.pair_daily_cap
     for receiver in unique:
@@ -190,12 +196,12 @@ def check_kudos(
         if amount > pair_left and pair_left == 0:
             raise KudosRefused(
                 f"You have given {receiver} all {cap} kudos one member may give another in a day"
-                f" (kudos.pair_daily_cap); it resets at {reset}."
+                f" (kudos.pair_daily_cap); it resets at {reset()}."
             )
         if amount > pair_left:
             raise KudosRefused(
                 f"You can give {receiver} only {pair_left} more kudos today"
-                f" (kudos.pair_daily_cap is {cap}); it resets at {reset}."
+                f" (kudos.pair_daily_cap is {cap}); it resets at {reset()}."
             )
     return unique
 
@@ -254,12 +260,9 @@ def decayed_score(daily: Mapping[str, int], now_ms: int, rules: RoomRules) -> fl
 # --- replay ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Credit:
-    """A kudos or attendance entry and whether it is still in effect."""
-
-    changes: tuple[Delta, ...]
-    out_by: int | None = None  # the reversal or mod.void that took it out
+_Change = tuple[str, str | None, str, int]
+"""A Delta as a plain tuple (receiver, giver, day, amount): a replay keeps one per kudos entry,
+and a tuple costs a fraction of a frozen dataclass to make."""
 
 
 @dataclass(slots=True)
@@ -295,15 +298,19 @@ class ScoreBook:
         self._set_rules(RoomRules.defaults())
         self._room = ""
         self._kinds = bytearray()  # kind code of every entry taken in, by seq - 1
-        self._credits: dict[int, _Credit] = {}
+        # Every kudos and attendance entry: what it adds to the aggregates (None: nothing).
+        self._credits: dict[int, _Change | None] = {}
+        self._out_by: dict[int, int] = {}  # credit -> the reversal or mod.void that took it out
         self._voids: dict[int, _Void] = {}
         self._attended: dict[tuple[int, str], int] = {}  # (item, user) -> attend entry seq
         self._opted_out: set[str] = set()
         self._totals: dict[str, int] = {}
         self._received: dict[str, dict[str, int]] = {}
-        self._given: dict[tuple[str, str], int] = {}
-        self._pairs: dict[tuple[str, str, str], int] = {}
-        self._handlers: Mapping[str, Callable[[LedgerEntry], str | None]] = {
+        # By local day, then giver (and receiver): a replay's lookups, all for the day of the
+        # entry at hand, then stay within one small dict instead of roaming a million keys.
+        self._given: dict[str, dict[str, int]] = {}
+        self._pairs: dict[str, dict[tuple[str, str], int]] = {}
+        self._handlers: Mapping[str, Callable[[Replayed], str | None]] = {
             GENESIS: self._genesis,
             KUDOS: self._kudos,
             ATTEND: self._attend,
@@ -329,42 +336,45 @@ class ScoreBook:
         return dict(self._received.get(user, {}))
 
     def given_on(self, giver: str, day: str) -> int:
-        return self._given.get((giver, day), 0)
+        return self._given.get(day, {}).get(giver, 0)
 
     def pair_on(self, giver: str, receiver: str, day: str) -> int:
-        return self._pairs.get((giver, receiver, day), 0)
+        return self._pairs.get(day, {}).get((giver, receiver), 0)
 
     def opted_out(self) -> frozenset[str]:
         return frozenset(self._opted_out)
 
     def in_effect(self, seq: int) -> bool:
         """Whether entry `seq` is a kudos or attendance entry that still counts."""
-        credit = self._credits.get(seq)
-        return credit is not None and credit.out_by is None
+        return seq in self._credits and seq not in self._out_by
 
     # -- replay --
 
-    def apply(self, entry: LedgerEntry) -> str | None:
-        expected = len(self._kinds) + 1
+    def apply(self, entry: Replayed) -> str | None:
+        kind, expected = entry.kind, len(self._kinds) + 1
         if entry.seq != expected:
             return f"it is entry {entry.seq}, but entry {expected} comes next"
-        if entry.kind != GENESIS and entry.room != self._room:
+        if kind != GENESIS and entry.room != self._room:
             return f"it is for room {entry.room}, not {self._room}"
-        if entry.kind != GENESIS and entry.rules != self._rules_hash:
+        if kind != GENESIS and entry.rules != self._rules_hash:
             return "its rules field is not the hash of the rules in force"
-        handler = self._handlers.get(entry.kind)
+        handler = self._handlers.get(kind)
         problem = handler(entry) if handler else None
         if problem is None:
-            self._kinds.append(_KIND_CODES[entry.kind])
+            self._kinds.append(_KIND_CODES[kind])
         return problem
 
-    def _add(self, changes: Sequence[Delta]) -> None:
-        for change in changes:
-            _bump(self._totals, change.receiver, change.amount)
-            _bump(self._received.setdefault(change.receiver, {}), change.day, change.amount)
-            if change.giver is not None:
-                _bump(self._given, (change.giver, change.day), change.amount)
-                _bump(self._pairs, (change.giver, change.receiver, change.day), change.amount)
+    def _add(self, change: _Change | None, sign: int = 1) -> None:
+        """Add a credit's change to the aggregates, or with sign -1 take it back out."""
+        if change is None:
+            return
+        receiver, giver, day, amount = change
+        amount *= sign
+        _bump(self._totals, receiver, amount)
+        _bump(self._received.setdefault(receiver, {}), day, amount)
+        if giver is not None:
+            _bump(self._given.setdefault(day, {}), giver, amount)
+            _bump(self._pairs.setdefault(day, {}), (giver, receiver), amount)
 
     def _set_rules(self, rules: RoomRules) -> None:
         self.rules = rules
@@ -393,7 +403,7 @@ class ScoreBook:
         self._day_bounds = (start, end) if plain and start <= ts < end else (0, 0)
         return day
 
-    def _genesis(self, entry: LedgerEntry) -> str | None:
+    def _genesis(self, entry: Replayed) -> str | None:
         try:
             rules = RoomRules(entry.data["rules"])
         except RuleError as exc:
@@ -402,7 +412,7 @@ class ScoreBook:
         self._set_rules(rules)
         return None
 
-    def _rule(self, entry: LedgerEntry) -> str | None:
+    def _rule(self, entry: Replayed) -> str | None:
         key, value = entry.data["key"], entry.data["value"]
         if key not in RULES:
             return f"it sets {key!r}, which is not a room rule"
@@ -413,7 +423,7 @@ class ScoreBook:
         self._set_rules(rules)
         return None
 
-    def _kudos(self, entry: LedgerEntry) -> str | None:
+    def _kudos(self, entry: Replayed) -> str | None:
         data = entry.data
         giver, receiver, amount = entry.actor, data["to"], data["amount"]
         if receiver == giver:
@@ -426,27 +436,34 @@ class ScoreBook:
         if amount > most:
             return f"kudos over the per-message maximum ({amount} of {most})"
         day = self._day_of(entry.ts)
-        given_key = (giver, day)
-        given = self._given.get(given_key, 0) + amount
+        givers, pairs = self._given.get(day), self._pairs.get(day)
+        given = (givers.get(giver, 0) if givers else 0) + amount
         if given > allowance:
             return f"kudos over the daily allowance ({given} of {allowance} on {day})"
-        pair_key = (giver, receiver, day)
-        pair = self._pairs.get(pair_key, 0) + amount
+        pair = (pairs.get((giver, receiver), 0) if pairs else 0) + amount
         if pair > cap:
             return (
                 f"kudos over the pair daily cap ({pair} of {cap}"
                 f" from {giver} to {receiver} on {day})"
             )
-        self._credits[entry.seq] = _Credit((Delta(receiver, giver, day, amount),))
-        # What `_add` does for this one delta, with the sums already at hand (amount > 0, and the
-        # aggregates never go below zero, so none of them becomes zero here).
-        self._given[given_key] = given
-        self._pairs[pair_key] = pair
-        _bump(self._totals, receiver, amount)
-        _bump(self._received.setdefault(receiver, {}), day, amount)
+        self._credits[entry.seq] = (receiver, giver, day, amount)
+        # What `_add` does, written out with the sums already at hand: amount > 0, and the
+        # aggregates never go below zero, so none of them becomes zero here.
+        if givers is None:
+            givers = self._given[day] = {}
+        if pairs is None:
+            pairs = self._pairs[day] = {}
+        givers[giver] = given
+        pairs[giver, receiver] = pair
+        totals = self._totals
+        totals[receiver] = totals.get(receiver, 0) + amount
+        days = self._received.get(receiver)
+        if days is None:
+            days = self._received[receiver] = {}
+        days[day] = days.get(day, 0) + amount
         return None
 
-    def _attend(self, entry: LedgerEntry) -> str | None:
+    def _attend(self, entry: Replayed) -> str | None:
         item, user, kudos = entry.data["item"], entry.data["user"], entry.data["kudos"]
         if kudos:
             earns = self.rules.attendance_kudos
@@ -458,9 +475,10 @@ class ScoreBook:
             if earlier is not None and self.in_effect(earlier):
                 return f"attendance kudos for {user} on #{item} again (entry {earlier})"
             self._attended[(item, user)] = entry.seq
-        changes = deltas(entry, self.rules)
-        self._credits[entry.seq] = _Credit(changes)
-        self._add(changes)
+        # As `deltas` makes it, with the day worked out the replay's way.
+        change = (user, None, self._day_of(entry.ts), kudos) if kudos > 0 else None
+        self._credits[entry.seq] = change
+        self._add(change)
         return None
 
     def _kind_of(self, seq: int) -> str:
@@ -468,25 +486,25 @@ class ScoreBook:
         # format checks that), so every target has been taken in.
         return _KIND_NAMES[self._kinds[seq - 1]]
 
-    def _take_out(self, entry: LedgerEntry, verb: str) -> str | None:
+    def _take_out(self, entry: Replayed, verb: str) -> str | None:
         target = entry.data["target"]
         kind = self._kind_of(target)
         if kind not in CREDIT_KINDS:
             return f"it {verb} entry {target}, which is a {kind} entry, not kudos or attendance"
-        credit = self._credits[target]
-        if credit.out_by is not None:
-            return f"entry {target} is already out of effect (taken out by entry {credit.out_by})"
-        credit.out_by = entry.seq
-        self._add(negate(credit.changes))
+        out_by = self._out_by.get(target)
+        if out_by is not None:
+            return f"entry {target} is already out of effect (taken out by entry {out_by})"
+        self._out_by[target] = entry.seq
+        self._add(self._credits[target], -1)
         return None
 
-    def _void(self, entry: LedgerEntry) -> str | None:
+    def _void(self, entry: Replayed) -> str | None:
         problem = self._take_out(entry, "voids")
         if problem is None:
             self._voids[entry.seq] = _Void(entry.data["target"])
         return problem
 
-    def _reversal(self, entry: LedgerEntry) -> str | None:
+    def _reversal(self, entry: Replayed) -> str | None:
         target = entry.data["target"]
         void = self._voids.get(target)
         if void is None:
@@ -496,16 +514,15 @@ class ScoreBook:
         if void.appealed_by is not None:
             return f"entry {target} was already reversed by entry {void.appealed_by}"
         void.appealed_by = entry.seq
-        credit = self._credits[void.target]
-        credit.out_by = None
-        self._add(credit.changes)
+        del self._out_by[void.target]  # the mod.void's doing: nothing takes a credit out twice
+        self._add(self._credits[void.target])
         return None
 
-    def _optout(self, entry: LedgerEntry) -> str | None:
+    def _optout(self, entry: Replayed) -> str | None:
         self._opted_out.add(entry.actor)
         return None
 
-    def _optin(self, entry: LedgerEntry) -> str | None:
+    def _optin(self, entry: Replayed) -> str | None:
         self._opted_out.discard(entry.actor)
         return None
 

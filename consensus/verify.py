@@ -16,7 +16,10 @@ or checkpoint).
 
 The first stage needs nothing from other lines, so `verify_bytes` can run it on blocks of lines
 elsewhere, e.g. in worker processes through a `map` its caller gives (this module starts none),
-while the chain stage, the one sequential part, takes their compact results in order.
+while the chain stage, the one sequential part, takes their compact results in order. A block's
+entries that follow one another come as one Run: their leaf hashes and Merkle subtrees, and the
+fields the Replayers read (ReplayedEntry), so that the chain stage links only the first to the
+entries before and leaves the rest of the work per entry to the blocks' checks.
 
 `export_line`, `checkpoint_line` and `encode_line` are what the exporter writes with, so the writer
 and this reader cannot drift apart.
@@ -44,16 +47,25 @@ from consensus.checkpoint import (
 from consensus.ledger import (
     ENTRY_KEYS,
     ERASE,
+    GENESIS,
     GENESIS_PREV,
     KIND_FIELDS,
+    KINDS,
     RULE_KINDS,
     LedgerEntry,
     LedgerFormatError,
     check_text,
+    data_problem,
     entry_problem,
     rules_hash,
 )
-from consensus.merkle import MerkleTree, verify_consistency
+from consensus.merkle import (
+    HASH_SIZE,
+    InnerNodes,
+    MerkleTree,
+    inner_nodes,
+    verify_consistency,
+)
 
 ENTRY_LINE_KEYS = frozenset({"entry", "hash", "text", "salt"})
 CHECKPOINT_LINE_KEYS = frozenset({"checkpoint", "signature", "key"})
@@ -67,6 +79,7 @@ _SORTED_DATA_KEYS = {kind: tuple(sorted(fields)) for kind, fields in KIND_FIELDS
 _ENTRY_LINE_START = '{"entry":{'
 _NO_TEXT = ',"salt":null,"text":null}'
 _KINDS_WITH_EFFECTS = RULE_KINDS | {ERASE}  # what the chain stage must act on
+_KINDS_AFTER_GENESIS = KINDS - {GENESIS}
 # canonical.canonical_json's encoder settings, without its Python-level walk over the value:
 # entry_problem has already refused everything the walk would (floats, huge integers, non-JSON
 # types), and lone surrogates fail the UTF-8 encoding that follows. Parsed JSON has no cycles.
@@ -83,21 +96,26 @@ _encode_canonical = json.JSONEncoder(
 # (no quote, backslash or control character), integers without sign or leading zero unless
 # needed and no "-0", and data an object of such scalars. One C-level match both parses it and
 # proves that, where json would build the objects and a second pass would look for spellings.
-# The line's text may be any JSON string: it is not hashed with the entry.
+# It also proves what entry_problem checks before kind and data: room and actor IDs, seq and ts
+# in range (up to 15 digits: a larger one goes the general way), an event ID or null, rules and
+# prev 64 lowercase hex digits. The line's text may be any JSON string: it is not hashed with the
+# entry.
 _PLAIN = r'[^"\\\x00-\x1f]*+'
+_SOME = r'[^"\\\x00-\x1f]++'
+_HEX64 = r"[0-9a-f]{64}"
 _INT = r"0|-?[1-9][0-9]{0,15}"
 _SCALAR = rf'"{_PLAIN}"|{_INT}|null|true|false'
 _CANONICAL_ENTRY_LINE = re.compile(
     r'\{"entry":(?P<entry>\{'
-    rf'"actor":"(?P<actor>{_PLAIN})",'
+    rf'"actor":"(?P<actor>@[^":\\\x00-\x1f]*+:{_PLAIN})",'
     rf'"data":(?P<data>\{{(?:"{_PLAIN}":(?:{_SCALAR})(?:,"{_PLAIN}":(?:{_SCALAR}))*)?\}}),'
-    rf'"event":(?:null|"(?P<event>{_PLAIN})"),'
+    rf'"event":(?:null|"(?P<event>{_SOME})"),'
     rf'"kind":"(?P<kind>{_PLAIN})",'
-    rf'"prev":"(?P<prev>{_PLAIN})",'
-    rf'"room":"(?P<room>{_PLAIN})",'
-    rf'"rules":"(?P<rules>{_PLAIN})",'
-    rf'"seq":(?P<seq>{_INT}),'
-    rf'"ts":(?P<ts>{_INT})\}}),'
+    rf'"prev":"(?P<prev>{_HEX64})",'
+    rf'"room":"(?P<room>!{_SOME})",'
+    rf'"rules":"(?P<rules>{_HEX64})",'
+    r'"seq":(?P<seq>[1-9][0-9]{0,14}),'
+    r'"ts":(?P<ts>0|[1-9][0-9]{0,14})\}),'
     rf'"hash":"(?P<hash>{_PLAIN})",'
     rf'"salt":(?:null|"(?P<salt>{_PLAIN})"),'
     rf'"text":(?:null|"(?P<text>{_PLAIN}(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}){_PLAIN})*)")'
@@ -105,10 +123,27 @@ _CANONICAL_ENTRY_LINE = re.compile(
 )
 
 
+class ReplayedEntry(NamedTuple):
+    """An entry of a Run as the chain stage hands it to Replayers: its fields but event and prev,
+    which no replay of scores or outcomes reads (the chain stage has checked them). Any other
+    entry reaches them as the LedgerEntry itself, which has these fields too."""
+
+    seq: int
+    ts: int
+    actor: str
+    kind: str
+    data: Mapping[str, Any]
+    room: str
+    rules: str
+
+
+Replayed = LedgerEntry | ReplayedEntry  # what Replayers are given
+
+
 class Replayer(Protocol):
     """Recomputes something (scores, outcomes) from the entries, in order."""
 
-    def apply(self, entry: LedgerEntry) -> str | None:
+    def apply(self, entry: Replayed) -> str | None:
         """Take in the next entry; return a problem phrase if it contradicts the replay."""
         ...
 
@@ -130,11 +165,8 @@ _BLANK = CheckedLine("blank", None, None, "", b"", False, None)
 
 # A problem-free entry, as the checks below find it: (entry, canonical, digest, leaf, has_text).
 # The entry is a dict of its own (parsed here), in canonical key order. check_line makes it a
-# CheckedLine; check_chunk sends it across processes as it is, a plain tuple being the cheapest
-# thing to pickle and unpack, with the canonical bytes as their (start, end) in the chunk's
-# block when they are the bytes as found: the receiver has the block already.
+# CheckedLine; check_chunk gathers such entries into runs.
 _Record = tuple[dict[str, Any], bytes, str, bytes, bool]
-_ChunkRecord = tuple[dict[str, Any], bytes | tuple[int, int], str, bytes, bool]
 
 
 def _line(checked: CheckedLine | _Record) -> CheckedLine:
@@ -142,6 +174,40 @@ def _line(checked: CheckedLine | _Record) -> CheckedLine:
         return checked
     entry, canonical, digest, leaf, has_text = checked
     return CheckedLine("entry", None, entry, digest, leaf, has_text, None, canonical)
+
+
+class Run(NamedTuple):
+    """Problem-free entries on consecutive lines of a block that follow one another: each one's
+    seq is the one before's plus one and its prev the one before's hash, all are for one room
+    under one rules hash, and none is of a kind the chain stage acts on (genesis, rule changes,
+    erasures). The chain stage then need only link the first to the entries before the run; it
+    takes the run's leaves and text flags at once, and hands its entries to the Replayers as
+    ReplayedEntries. A tuple of a few strings, lists and byte strings: quick to pickle across
+    processes, where a dict or tuple for each whole entry would not be."""
+
+    start: int  # where the run's first line starts in its block
+    seq: int  # the first entry's seq and prev; the room and rules of every entry
+    prev: str
+    room: str
+    rules: str
+    head: str  # the hash of the last entry
+    leaves: bytes  # the entries' RFC 6962 leaf hashes, one after the other
+    inner: InnerNodes  # the Merkle tree's nodes over them, seq being their place in the log
+    has_text: bytes  # 1 for each entry whose line still carries its text, else 0
+    replay: list[tuple[int, str, str, dict[str, Any]]]  # each entry's ts, actor, kind and data
+
+    @property
+    def size(self) -> int:
+        return len(self.has_text)
+
+    def line(self, index: int, block: bytes) -> CheckedLine:
+        """Entry `index` of the run as check_line finds it, checked again from `block` (the
+        run's): only a problem with the run needs it."""
+        lines = io.BytesIO(block)
+        lines.seek(self.start)
+        for _ in range(index):
+            lines.readline()
+        return check_line(lines.readline())
 
 
 @dataclass(frozen=True)
@@ -364,30 +430,42 @@ def _canonical_entry_line(raw: bytes | str, line: str) -> CheckedLine | _Record 
     match = _CANONICAL_ENTRY_LINE.fullmatch(line)
     if match is None:
         return None
+    return _check_match(raw, match, _raw_decode(line, match.start("data"))[0])
+
+
+def _check_match(
+    raw: bytes | str, match: re.Match[str], data: dict[str, Any]
+) -> CheckedLine | _Record:
+    """`_canonical_entry_line` once the line matched, given its data as json reads it."""
+    line = match.string
     # By number, skipping the two big groups only their spans are needed of.
     actor, event, kind, prev, room, rules, seq, ts, claimed, salt, text = match.group(
         2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
     )
     data_start, data_end = match.span("data")
+    number = int(seq)
     entry = {
         "actor": actor,
-        "data": _raw_decode(line, data_start)[0],  # exact, and json's C scanner is quick
+        "data": data,
         "event": event,
         "kind": kind,
         "prev": prev,
         "room": room,
         "rules": rules,
-        "seq": int(seq),
+        "seq": number,
         "ts": int(ts),
     }
-    problem = entry_problem(entry)
+    # What is left of entry_problem once the match passed: kind, the genesis rule and data.
+    if kind in _KINDS_AFTER_GENESIS and number != 1:
+        problem = data_problem(kind, data, number)
+    else:
+        problem = entry_problem(entry)
     if problem:
         return _bad("entry", problem)
     if text is not None and "\\" in text:
         text = _raw_decode(line, match.start("text") - 1)[0]
     # entry_problem saw exactly the kind's keys; spelled once each, in order, the match is the
     # canonical encoding. (No string in it holds a quote, so each '":' ends a key.)
-    data: dict[str, Any] = entry["data"]
     if tuple(data) != _SORTED_DATA_KEYS[kind] or line.count('":', data_start, data_end) != len(
         data
     ):
@@ -417,9 +495,11 @@ def _check_line(raw: bytes | str) -> CheckedLine | _Record:
     )
 
 
-_Chunk = list[CheckedLine | _ChunkRecord]
+_Chunk = list[CheckedLine | Run]
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
+_ENTRY_AT = len('{"entry":')  # where an entry line as the exporter writes it has the entry
+_KINDS_ALONE = _KINDS_WITH_EFFECTS | {GENESIS}  # kinds that are never part of a run
 
 
 class ChunkMap(Protocol):
@@ -430,54 +510,113 @@ class ChunkMap(Protocol):
 
 def check_chunk(block: bytes) -> _Chunk:
     """`check_line` for each line of `block` (whole lines, split after each newline as a file
-    is), made compact to cross a process boundary: see _ChunkRecord."""
-    chunk: _Chunk = []
-    shared: dict[str, str] = {}
-    digest = ""
+    is), made compact to cross a process boundary: entries that can be are gathered into Runs,
+    any other line is its CheckedLine."""
+    raws = list(io.BytesIO(block))
+    matches = [_match(raw) for raw in raws]
+    # One json call reads the data of every matching line: quicker than one call a line, and
+    # each key comes out as one object, which pickle then sends once.
+    data = iter(json.loads("[" + ",".join([m["data"] for m in matches if m]) + "]"))
+    runs = _Runs()
     at = 0
-    for raw in io.BytesIO(block):
-        checked = _check_line(raw)
+    for raw, match in zip(raws, matches, strict=True):
+        checked = _check_match(raw, match, next(data)) if match else _check_line(raw)
         if isinstance(checked, CheckedLine):
-            chunk.append(checked)
+            runs.other(checked)
+        elif checked[0]["kind"] in _KINDS_ALONE or not raw.startswith(checked[1], _ENTRY_AT):
+            runs.other(_line(checked))  # (or not spelled canonically: its bytes are re-encoded)
         else:
-            entry, canonical, digest_, leaf, has_text = checked
-            # One object for each string that repeats (prev as the digest before it, …), which
-            # pickle then sends once per chunk: less to send, and less to rebuild at the other end.
-            if entry["prev"] == digest:
-                entry["prev"] = digest
-            for key in ("actor", "kind", "room", "rules"):
-                entry[key] = shared.setdefault(entry[key], entry[key])
-            start = at + len(_ENTRY_LINE_START) - 1
-            found = (
-                (start, start + len(canonical)) if raw.startswith(canonical, start - at) else None
-            )
-            chunk.append((entry, found or canonical, digest_, leaf, has_text))
-            digest = digest_
+            runs.add(checked, at)
         at += len(raw)
-    return chunk
+    return runs.done()
+
+
+def _match(raw: bytes) -> re.Match[str] | None:
+    """The one match of a line (see `_canonical_entry_line`), if it is UTF-8 and matches."""
+    try:
+        return _CANONICAL_ENTRY_LINE.fullmatch(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+
+
+class _Opening(NamedTuple):
+    """A Run's first fields: what its first entry shows."""
+
+    start: int
+    seq: int
+    prev: str
+    room: str
+    rules: str
+
+
+class _Runs:
+    """check_chunk's results: the lines that stand alone, and the runs the others make up."""
+
+    def __init__(self) -> None:
+        self.chunk: _Chunk = []
+        # The run being gathered (None: none yet), its entries so far, the last one's seq and hash.
+        self.opening: _Opening | None = None
+        self.replay: list[tuple[int, str, str, dict[str, Any]]] = []
+        self.leaves: list[bytes] = []
+        self.has_text = bytearray()
+        self.seq, self.head = 0, ""
+        self.shared: dict[str, str] = {}
+
+    def add(self, checked: _Record, at: int) -> None:
+        """The next entry, problem-free, on the line that starts at `at` in the block."""
+        entry, _, digest, leaf, has_text = checked
+        opening = self.opening
+        if not (
+            opening
+            and entry["seq"] == self.seq + 1
+            and entry["prev"] == self.head
+            and entry["room"] == opening.room
+            and entry["rules"] == opening.rules
+        ):
+            self.end()
+            self.opening = _Opening(at, entry["seq"], entry["prev"], entry["room"], entry["rules"])
+        # One object for each string that repeats, which pickle then sends once per chunk: less
+        # to send, and less to rebuild at the other end.
+        kind = self.shared.setdefault(entry["kind"], entry["kind"])
+        actor = self.shared.setdefault(entry["actor"], entry["actor"])
+        self.replay.append((entry["ts"], actor, kind, entry["data"]))
+        self.leaves.append(leaf)
+        self.has_text.append(has_text)
+        self.seq, self.head = entry["seq"], digest
+
+    def other(self, line: CheckedLine) -> None:
+        self.end()
+        self.chunk.append(line)
+
+    def end(self) -> None:
+        if self.opening:
+            leaves, has_text = b"".join(self.leaves), bytes(self.has_text)
+            inner = inner_nodes(leaves, self.opening.seq - 1)
+            self.chunk.append(Run(*self.opening, self.head, leaves, inner, has_text, self.replay))
+            self.opening, self.replay, self.leaves, self.has_text = None, [], [], bytearray()
+
+    def done(self) -> _Chunk:
+        self.end()
+        return self.chunk
 
 
 def _whole_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """The bytes of `pieces` again, in blocks of about CHUNK_BYTES that end after a newline (all
     but perhaps the last)."""
-    held: list[bytes] = []
+    held: list[bytes | memoryview] = []
     size = 0
     for piece in pieces:
-        held.append(piece)
         size += len(piece)
-        if size >= CHUNK_BYTES and b"\n" in piece:
-            joined = b"".join(held)
-            cut = joined.rindex(b"\n") + 1
-            yield joined[:cut]
-            held, size = [joined[cut:]], len(joined) - cut
+        cut = piece.rfind(b"\n") + 1
+        if size < CHUNK_BYTES or not cut:
+            held.append(piece)
+            continue
+        # Up to the piece's last newline, copied once; the rest of it begins the next block.
+        yield b"".join([*held, memoryview(piece)[:cut]])
+        held, size = [piece[cut:]], len(piece) - cut
     last = b"".join(held)
     if last:
         yield last
-
-
-def _found(found: bytes | tuple[int, int], block: bytes) -> bytes:
-    """A _ChunkRecord's canonical bytes, taken from its block if that is where they are."""
-    return block[found[0] : found[1]] if isinstance(found, tuple) else found
 
 
 class _Problem(Exception):
@@ -514,43 +653,50 @@ class _Chain:
         """Chunks from check_chunk, each with its block: the first of `blocks` as it arrives."""
         line_no = 0
         for chunk in chunks:
-            self.feed_chunk(line_no, chunk, blocks.popleft())
-            line_no += len(chunk)
+            block = blocks.popleft()
+            for item in chunk:
+                if isinstance(item, Run):
+                    self.feed_run(line_no, item, block)
+                    line_no += item.size
+                else:
+                    line_no += 1
+                    self.feed(line_no, item)
 
-    def feed_chunk(self, line_no: int, chunk: _Chunk, block: bytes) -> None:
-        """`feed` for each line of a chunk, written out for the entries that change nothing but
-        the head, the tree and the replayers: the chain stage's share of the work per entry is
-        what the workers can't take from it. Anything else takes `feed`'s way."""
-        replayers, tree, has_texts = self.replayers, self.tree, self.has_text
-        n, head, room, rules = tree.size, self.head, self.room, self.rules_hash
-        open_ = not self.claims  # no checkpoint yet: entries may still come
-        for item in chunk:
-            line_no += 1
-            if not isinstance(item, CheckedLine):
-                entry, found, digest, leaf, has_text = item
-                if (
-                    entry["seq"] == n + 1
-                    and entry["prev"] == head
-                    and entry["room"] == room
-                    and entry["rules"] == rules
-                    and entry["kind"] not in _KINDS_WITH_EFFECTS
-                    and open_  # (room is "" until the genesis entry, which goes feed's way)
-                ):
-                    n += 1
-                    if replayers:
-                        replayed = LedgerEntry._checked(entry, _found(found, block))
-                        for replayer in replayers:
-                            problem = replayer.apply(replayed)
-                            if problem:
-                                raise _Problem(f"entry {n}: {problem}")
-                    has_texts.append(has_text)
-                    tree.append(leaf)
-                    head = self.head = digest
-                    continue
-                item = _line((entry, _found(found, block), digest, leaf, has_text))
-            self.feed(line_no, item)
-            n, head, room, rules = tree.size, self.head, self.room, self.rules_hash
-            open_ = not self.claims
+    def feed_run(self, line_no: int, run: Run, block: bytes) -> None:
+        """`feed` for each entry of a run (on the lines after `line_no`): the link of its first
+        entry to the entries before is the only one left to check, then the replays."""
+        n = self.tree.size
+        if not (
+            run.seq == n + 1
+            and run.prev == self.head
+            and run.room == self.room
+            and run.rules == self.rules_hash
+            and not self.claims
+        ):
+            for index in range(run.size):  # feed names the first entry's problem
+                self.feed(line_no + index + 1, run.line(index, block))
+            return
+        if self.replayers:
+            replayers, room, rules = self.replayers, run.room, run.rules
+            for index, (ts, actor, kind, data) in enumerate(run.replay):
+                entry = ReplayedEntry(n + index + 1, ts, actor, kind, data, room, rules)
+                for replayer in replayers:
+                    problem = replayer.apply(entry)
+                    if problem:
+                        self.take(run, index, block)
+                        raise _Problem(f"entry {n + index + 1}: {problem}")
+        self.take(run, run.size, block)
+
+    def take(self, run: Run, count: int, block: bytes) -> None:
+        """Add the first `count` entries of a run that follows on to the tree and the head."""
+        if count == run.size:
+            self.tree.extend(run.leaves, run.inner)
+            self.has_text += run.has_text
+            self.head = run.head
+        elif count:
+            self.tree.extend(run.leaves[: HASH_SIZE * count])
+            self.has_text += run.has_text[:count]
+            self.head = run.line(count - 1, block).digest
 
     def feed(self, line_no: int, line: CheckedLine) -> None:
         if line.kind == "entry":

@@ -44,3 +44,36 @@ def test_secret_filter_blanks_secrets():
     record = logging.LogRecord("x", logging.INFO, "f", 1, "token is %s", ("tok123",), None)
     f.filter(record)
     assert record.getMessage() == "token is ***"
+
+
+def test_verify_imports_neither_matrix_nio_nor_storage(tmp_path):
+    """Importing matrix-nio alone takes longer than verifying a 100k-entry export."""
+    from consensus.ledger import GENESIS, genesis_data, make_entry, rules_hash
+    from consensus.rules import default_rules
+    from consensus.verify import encode_line, export_line
+
+    rules = default_rules()
+    genesis = make_entry(
+        prev=None,
+        room="!r:x",
+        ts=0,
+        actor="@c:x",
+        kind=GENESIS,
+        data=genesis_data(rules, "A" * 43),
+        event=None,
+        rules=rules_hash(rules),
+    )
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(encode_line(export_line(genesis, None, None)))
+    script = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        f"assert main(['verify', {str(export)!r}]) == 0\n"
+        "heavy = {'nio', 'aiohttp', 'aiosqlite', 'bot.storage'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ok — 1 entries" in run.stdout

@@ -289,3 +289,59 @@ def test_frontier_survives_serialisation(n: int, more: int) -> None:
 def test_frontier_refuses_a_bad_serialisation(size: int, hashes: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MerkleFrontier.from_hex(size, hashes)
+
+
+# --- building a tree in bulk --------------------------------------------------------------------
+
+batches = st.lists(st.integers(0, 20), max_size=6)
+
+
+def appended(n: int) -> MerkleTree:
+    tree = MerkleTree()
+    for leaf in LEAVES[:n]:
+        tree.append(leaf)
+    return tree
+
+
+@given(batches, st.data())
+def test_extending_in_batches_builds_the_tree_leaf_by_leaf_would(
+    sizes: list[int], data: st.DataObject
+) -> None:
+    """With the inner nodes worked out apart (as a worker process does) or without."""
+    tree, done = MerkleTree(), 0
+    for size in sizes:
+        batch = b"".join(LEAVES[done : done + size])
+        if data.draw(st.booleans()):
+            tree.extend(batch, merkle.inner_nodes(batch, done))
+        else:
+            tree.extend(batch)
+        done += len(batch) // 32
+        expected = appended(done)
+        assert tree.size == expected.size
+        assert tree._levels == expected._levels  # every stored subtree, not only the root
+        assert tree.root() == mth(LEAVES[:done])
+
+
+def test_inner_nodes_are_the_subtrees_wholly_among_the_leaves() -> None:
+    leaves = b"".join(LEAVES[3:12])  # leaves 3 to 11 of a log
+    inner = merkle.inner_nodes(leaves, 3)
+    assert inner.offset == 3
+    assert (
+        inner.levels
+        == [  # leaf 3's sibling is before them; no subtree of 8 fits
+            b"".join(mth(LEAVES[i : i + 2]) for i in (4, 6, 8, 10)),
+            b"".join(mth(LEAVES[i : i + 4]) for i in (4, 8)),
+        ]
+    )
+    assert merkle.inner_nodes(LEAVES[5], 5).levels == []
+    assert merkle.inner_nodes(b"", 7).levels == []
+
+
+def test_extend_refuses_inner_nodes_of_other_leaves() -> None:
+    tree = appended(5)
+    batch = b"".join(LEAVES[5:12])
+    with pytest.raises(ValueError, match="from 4, not 5"):
+        tree.extend(batch, merkle.inner_nodes(batch, 4))
+    with pytest.raises(ValueError, match="32 bytes each"):
+        tree.extend(b"short")
+    assert tree.size == 5

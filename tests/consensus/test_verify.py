@@ -477,7 +477,7 @@ class Recorder:
         self.seen: list[int] = []
         self.objection_at = objection_at
 
-    def apply(self, entry: LedgerEntry) -> str | None:
+    def apply(self, entry: v.Replayed) -> str | None:
         self.seen.append(entry.seq)
         if entry.seq == self.objection_at:
             return "the replayed score of @bob:example.org is 4, not 5"
@@ -488,12 +488,24 @@ def test_replayers_see_every_entry_in_order_and_may_object() -> None:
     first, second = Recorder(), Recorder()
     assert verify_lines(encode(objects()), replayers=[first, second]).ok
     assert first.seen == second.seen == list(range(1, 11))
-    for run in (verify_lines, lambda lines, **kw: in_blocks(b"".join(lines), **kw)):
-        objecting = Recorder(objection_at=5)
-        result = run(encode(objects()), replayers=[objecting])
-        assert result.problem == "entry 5: the replayed score of @bob:example.org is 4, not 5"
-        assert objecting.seen == [1, 2, 3, 4, 5]
-        assert (result.entries, result.head) == (4, ENTRIES[3].hash())
+    for objection_at in range(1, 11):
+        results = []
+        for run in (
+            verify_lines,
+            lambda lines, **kw: in_blocks(b"".join(lines), **kw),
+            lambda lines, **kw: in_blocks(b"".join(lines), block=10**6, **kw),  # in runs
+        ):
+            objecting = Recorder(objection_at)
+            results.append(run(encode(objects()), replayers=[objecting]))
+            assert objecting.seen == list(range(1, objection_at + 1))
+        result = results[0]
+        assert result.problem == (
+            f"entry {objection_at}: the replayed score of @bob:example.org is 4, not 5"
+        )
+        entries = objection_at - 1  # those before the objection, tree and head included
+        assert (result.entries, result.root) == (entries, merkle.root(LEAVES[:entries]).hex())
+        assert result.head == (ENTRIES[entries - 1].hash() if entries else ledger.GENESIS_PREV)
+        assert results[1] == results[2] == result
 
 
 def test_verification_streams_and_stops_at_the_first_problem() -> None:
@@ -624,6 +636,7 @@ def test_flipping_any_byte_of_the_export_fails_verification(data: st.DataObject)
     result = verify_lines(io.BytesIO(changed))
     assert not result.ok
     assert in_blocks(changed) == result
+    assert in_blocks(changed, block=10**6) == result  # one block: runs as long as they go
 
 
 # --- the one-match path for canonical lines ----------------------------------------------------
@@ -663,15 +676,25 @@ def spell(value: Any, data: st.DataObject, odd: int | None) -> str:
 
 
 def resolved(chunk: list[Any], block: bytes) -> list[v.CheckedLine]:
-    """check_chunk's results as CheckedLines, canonical bytes taken from the block as sent."""
-    return [
-        item
-        if isinstance(item, v.CheckedLine)
-        else v._line(
-            (item[0], block[slice(*item[1])] if isinstance(item[1], tuple) else item[1], *item[2:])
-        )
-        for item in chunk
-    ]
+    """check_chunk's results as CheckedLines, after checking that each run holds what its lines
+    do (as check_line finds them again from the block)."""
+    lines: list[v.CheckedLine] = []
+    for item in chunk:
+        if not isinstance(item, v.Run):
+            lines.append(item)
+            continue
+        run = [item.line(index, block) for index in range(item.size)]
+        entries = [line.entry for line in run]
+        assert all(line.kind == "entry" and line.problem is None for line in run)
+        assert (item.seq, item.prev) == (entries[0]["seq"], entries[0]["prev"])
+        assert {(e["room"], e["rules"]) for e in entries} == {(item.room, item.rules)}
+        assert item.head == run[-1].digest
+        assert item.leaves == b"".join(line.leaf for line in run)
+        assert item.has_text == bytes(line.has_text for line in run)
+        assert item.replay == [(e["ts"], e["actor"], e["kind"], e["data"]) for e in entries]
+        assert item.inner == merkle.inner_nodes(item.leaves, item.seq - 1)
+        lines += run
+    return lines
 
 
 @settings(max_examples=500)
@@ -763,14 +786,75 @@ def test_the_one_match_path_agrees_on_every_spelling(seq: int, spelling: Callabl
     ]
 
 
+# Values at the edges of what the one match takes for well-formed (see _CANONICAL_ENTRY_LINE):
+# each value is spelled canonically, and the entry rehashed.
+EDGES: list[tuple[str, str, Any]] = [
+    ("uppercase prev", "prev", "AB" * 32),
+    ("short rules", "rules", "a" * 63),
+    ("16-digit seq", "seq", 10**15),
+    ("largest seq", "seq", 2**53 - 1),
+    ("too large a seq", "seq", 2**53),
+    ("16-digit ts", "ts", 10**15),
+    ("negative ts", "ts", -1),
+    ("actor without a server", "actor", "@alice"),
+    ("actor not a user", "actor", "alice:example.org"),
+    ("a bare room sigil", "room", "!"),
+    ("room not a room", "room", "#room:example.org"),
+    ("empty event", "event", ""),
+    ("unknown kind", "kind", "gift"),
+    ("seq 1 not genesis", "seq", 1),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), [e[1:] for e in EDGES], ids=[e[0] for e in EDGES])
+@pytest.mark.parametrize("seq", [3, 4, 9])
+def test_the_one_match_path_agrees_at_the_edges_of_each_field(
+    seq: int, key: str, value: Any
+) -> None:
+    line = copy.deepcopy(objects()[seq - 1])
+    line["entry"][key] = value
+    try:
+        rehash(line)
+    except CanonicalJSONError:
+        pass  # not an entry any hash could be right for
+    raw = json.dumps(line, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    general = check_parsed(parse_line(raw))
+    assert check_line(raw) == general
+    assert resolved(next(across_processes(v.check_chunk, [raw])), raw) == [general]
+
+
 def test_exported_entry_lines_take_the_one_match_path() -> None:
     """All but the genesis entry (its data holds an object), texts with escapes included."""
     lines = [line.decode() for line in encode(objects()[:10])]
     matched = [bool(v._CANONICAL_ENTRY_LINE.fullmatch(line)) for line in lines]
     assert matched == [False] + [True] * 9
-    block = b"".join(encode(objects()))
-    found = [item[1] for item in v.check_chunk(block) if not isinstance(item, v.CheckedLine)]
-    assert all(isinstance(f, tuple) for f in found[1:])  # sent as offsets into the block
+
+
+def shape(chunk: list[Any]) -> list[int | str]:
+    return [item.size if isinstance(item, v.Run) else item.kind for item in chunk]
+
+
+def test_a_chunk_gathers_entries_that_follow_one_another_into_runs() -> None:
+    """Genesis, rule changes and erasures stand alone; so does a line spelled another way, and a
+    run ends where the next entry doesn't follow on (the chain stage then names the problem)."""
+    lines = encode(objects())
+    assert (
+        shape(v.check_chunk(b"".join(lines)))
+        == ["entry", 4, "entry", 1, "entry", 2] + ["checkpoint"] * 3
+    )
+    lines[3] = lines[3].replace(b'"kind":', b'"kind": ')
+    lines[4:4] = [b"\n"]
+    assert shape(v.check_chunk(b"".join(lines))) == [
+        *("entry", 2, "entry", "blank", 1, "entry", 1, "entry", 2),
+        *["checkpoint"] * 3,
+    ]
+    objs = objects()
+    set_entry(10, "seq", 11, relinked=True)(objs)
+    set_entry(3, "prev", "0" * 64)(objs)
+    rehash(objs[2])
+    chunk = v.check_chunk(b"".join(encode(objs)))
+    assert shape(chunk) == ["entry", 1, 1, 2, "entry", 1, "entry", 1, 1] + ["checkpoint"] * 3
+    assert both(objs).problem == "entry 3: prev is not the hash of entry 2"
 
 
 # --- blocks, chunks and processes ----------------------------------------------------------------
@@ -838,12 +922,17 @@ def test_an_entry_made_from_checked_fields_is_the_entry() -> None:
         assert isinstance(made.data, MappingProxyType)
 
 
-def test_replayers_see_the_entries_themselves() -> None:
+REPLAYED = ("seq", "ts", "actor", "kind", "data", "room", "rules")
+
+
+def test_replayers_see_every_field_they_read() -> None:
+    """The entries themselves, or within a run ReplayedEntries: every field but event and prev."""
+
     class Keeper:
         def __init__(self) -> None:
-            self.seen: list[LedgerEntry] = []
+            self.seen: list[v.Replayed] = []
 
-        def apply(self, entry: LedgerEntry) -> str | None:
+        def apply(self, entry: v.Replayed) -> str | None:
             self.seen.append(entry)
             return None
 
@@ -854,12 +943,27 @@ def test_replayers_see_the_entries_themselves() -> None:
         lambda k: verify(objs, replayers=[k]),
         lambda k: verify_lines(lines, replayers=[k]),
         lambda k: in_blocks(b"".join(lines), replayers=[k]),
+        lambda k: in_blocks(b"".join(lines), block=10**6, replayers=[k]),
     ):
         keeper = Keeper()
         assert run(keeper).ok
-        assert keeper.seen == ENTRIES
-        assert [list(e.data) for e in keeper.seen] == [list(e.data) for e in ENTRIES]
-        assert [e.canonical() for e in keeper.seen] == [e.canonical() for e in ENTRIES]
+        for seen, entry in zip(keeper.seen, ENTRIES, strict=True):
+            assert [getattr(seen, key) for key in REPLAYED] == [
+                getattr(entry, key) for key in REPLAYED
+            ]
+            assert list(seen.data) == list(entry.data)
+    in_runs = Keeper()
+    in_blocks(b"".join(lines), block=10**6, replayers=[in_runs])
+    assert [type(e) for e in in_runs.seen] == [
+        LedgerEntry,  # genesis
+        *[v.ReplayedEntry] * 2,
+        LedgerEntry,  # the line spelled another way
+        v.ReplayedEntry,
+        LedgerEntry,  # rule.change
+        v.ReplayedEntry,
+        LedgerEntry,  # erase
+        *[v.ReplayedEntry] * 2,
+    ]
     keeper = Keeper()
     verify(objs, replayers=[keeper])
     objs[1]["entry"]["data"]["amount"] = 99  # the caller's object, after the verification
