@@ -701,8 +701,7 @@ class Bot:
             ctx = await self._job_context(tx, room_id, source, now)
             made = await tx.report_days(room_id)
             previous = made[max(made)] if made else None
-            checkpoint = await reports.daily_checkpoint(ctx, previous)
-            report = await reports.gather_report(ctx, day, checkpoint)
+            report = await reports.daily_report(ctx, day, previous)
             public_flags = rules.moderators_room is None
             folder = self.config.bot.data_dir / "reports"
             files = await asyncio.to_thread(
@@ -721,7 +720,8 @@ class Bot:
                 await tx.enqueue(
                     rules.moderators_room, txn_id(source, "flags"), "m.room.message", content, now
                 )
-            await tx.add_report(room_id, day, now, checkpoint.size)
+            size = report.checkpoint.size if report.checkpoint is not None else None
+            await tx.add_report(room_id, day, now, size)
             log.info("made the report of %s for %s", room_id, day)
 
     # -- invites --------------------------------------------------------------------------

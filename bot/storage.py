@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote
@@ -31,7 +31,7 @@ from typing import Any
 
 import aiosqlite
 
-from commands.context import Item, Vote
+from commands.context import Item, LedgerRow, Vote
 from consensus import scoring
 from consensus.checkpoint import Checkpoint, SignedCheckpoint
 from consensus.ledger import (
@@ -953,22 +953,57 @@ class Tx:
 
     # -- reports -----------------------------------------------------------------------------
 
-    async def entries_between(self, room: str, start: int, end: int) -> list[StoredEntry]:
-        """Entries with start <= ts < end, in seq order (a day's entries, for its report)."""
-        # Their seqs first, from the (room, ts) index: bounded by them, the read walks the day's
-        # rows in seq order instead of the room's whole ledger.
+    async def day_seqs(self, room: str, start: int, end: int) -> tuple[int, int] | None:
+        """The first and last seq of the entries with start <= ts < end (None if there are none).
+
+        Every entry of that time lies between them, in seq order; so may a few entries of other
+        times (an entry's time is clamped by the time model, not bound to its seq).
+        """
         first, last = self._one(
             "SELECT min(seq), max(seq) FROM ledger WHERE room = ? AND ts >= ? AND ts < ?",
             (room, start, end),
         )
-        if first is None:
-            return []
+        return None if first is None else (int(first), int(last))
+
+    async def ledger_rows(self, room: str, *, after: int, limit: int) -> list[LedgerRow]:
+        """Up to `limit` entries after seq `after`, in seq order, as `LedgerRow`s: what checking
+        the chain and a report need, without building a `LedgerEntry` each (see `_ledger_rows`)."""
         rows = self._conn.execute(
-            _ENTRY_SELECT + "WHERE l.room = ? AND l.seq BETWEEN ? AND ? AND l.ts >= ? "
-            "AND l.ts < ? ORDER BY l.seq",
-            (room, first, last, start, end),
+            "SELECT seq, ts, actor, kind, data, event, rules, prev, hash FROM ledger "
+            "WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (room, after, limit),
+        )
+        return _ledger_rows(room, rows)
+
+    async def entries_at(self, room: str, seqs: Iterable[int]) -> list[StoredEntry]:
+        """The entries with these seqs (those there are), in seq order: one statement."""
+        rows = self._conn.execute(
+            _ENTRY_SELECT + "WHERE l.room = ? AND l.seq IN "  # noqa: S608 (constants only)
+            "(SELECT value FROM json_each(?)) ORDER BY l.seq",
+            (room, json.dumps(sorted(seqs))),
         )
         return _stored_all(rows)
+
+    async def texts_between(self, room: str, first: int, last: int) -> dict[int, str]:
+        """The free texts (not erased) of entries first..last, by seq."""
+        rows = self._all(
+            "SELECT seq, text FROM ledger_text WHERE room = ? AND seq BETWEEN ? AND ?",
+            (room, first, last),
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    async def unreviewed_days(self, room: str, before: str) -> list[str]:
+        """Days before `before` whose report was made but not yet signed off with a review."""
+        # The review entries through the (room, kind) index: a plain `kind = 'review'` filter
+        # next to json_extract makes SQLite 3.40 walk the room's whole ledger instead.
+        rows = self._all(
+            "SELECT day FROM reports WHERE room = ?1 AND day < ?2 AND day NOT IN ("
+            "SELECT coalesce(json_extract(data, '$.date'), '') FROM ledger WHERE room = ?1 "
+            "AND seq IN (SELECT seq FROM ledger WHERE room = ?1 AND kind = 'review')) "
+            "ORDER BY day",
+            (room, before),
+        )
+        return [str(r[0]) for r in rows]
 
     async def kudos_per_day(self, room: str, since: str, before: str) -> dict[str, int]:
         rows = self._all(
@@ -1000,13 +1035,6 @@ class Tx:
             "SELECT day, checkpoint_size FROM reports WHERE room = ? ORDER BY day", (room,)
         )
         return {str(r[0]): r[1] for r in rows}
-
-    async def reviewed_days(self, room: str) -> set[str]:
-        rows = self._all(
-            "SELECT json_extract(data, '$.date') FROM ledger WHERE room = ? AND kind = 'review'",
-            (room,),
-        )
-        return {str(r[0]) for r in rows}
 
     async def add_report(
         self, room: str, day: str, made: int, checkpoint_size: int | None
@@ -1138,6 +1166,53 @@ def _entry(row: Any) -> LedgerEntry:
         rules=rules,
         prev=prev,
     )
+
+
+class _Pieces(dict[str, str]):
+    """Strings made from keys by `make`, each the first time it is asked for."""
+
+    def __init__(self, make: Callable[[str], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: str) -> str:
+        made = self[key] = self.make(key)
+        return made
+
+
+def _ledger_rows(room: str, rows: Iterable[Any]) -> list[LedgerRow]:
+    """The `LedgerRow`s of ledger rows (seq, ts, actor, kind, data, event, rules, prev, hash).
+
+    Each row is encoded the cheap way `_entry` describes. When those bytes hash to the recorded
+    hash they are the canonical JSON of the entry as it was appended, and the row's fields are
+    that entry's: every string is escaped and every number an integer, so the fixed keys between
+    them can't be read at other places, and `data` is what lies between "data" and "event".
+    Otherwise (a row changed since, or a string in `data` holding ", " or ": ") `_entry` reads
+    the row in full: checked and encoded again, or refused.
+    """
+    # Actors, kinds and rules hashes repeat: the encoded pieces around them are made once each.
+    before_data = _Pieces(lambda actor: f'{{"actor":{_quote(actor)},"data":')
+    before_prev = _Pieces(lambda kind: f',"kind":{_quote(kind)},"prev":')
+    before_seq = _Pieces(lambda rules: f',"room":{_quote(room)},"rules":{_quote(rules)},"seq":')
+    sha256 = hashlib.sha256
+    result = []
+    for row in rows:
+        seq, ts, actor, kind, data, event, rules, prev, recorded = row
+        tight = data.replace(", ", ",").replace(": ", ":")
+        try:
+            encoded = (
+                f'{before_data[actor]}{tight},"event":{"null" if event is None else _quote(event)}'
+                f'{before_prev[kind]}{_quote(prev)}{before_seq[rules]}{seq:d},"ts":{ts:d}}}'
+            ).encode()
+        except UnicodeEncodeError:  # a lone surrogate: `_entry` names the problem
+            encoded = b""
+        digest = sha256(encoded).hexdigest()
+        if digest != recorded:
+            entry = _entry((room, *row))
+            encoded, digest = entry.canonical(), entry.hash()
+            tight = json.dumps(dict(entry.data), ensure_ascii=False)
+        result.append((seq, ts, actor, kind, tight, prev, digest, encoded))
+    return result
 
 
 async def _get_kv(db: aiosqlite.Connection, key: str) -> str | None:

@@ -7,17 +7,22 @@ and later check an export against it with `commons verify`.
 
 from __future__ import annotations
 
-from commands.context import Context, Head, StoredCheckpoint
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from commands.context import Context, Head, LedgerRow, StoredCheckpoint
 from commands.declare import REGISTRY, Args, Kind, Param, Reason
 from commands.errors import UserError
 from commands.kudos import check_reason, local_time
 from commands.render import Fragment, Reply, bold, bullets, code, italic, lines, seq, user
 from consensus.checkpoint import Checkpoint, SignedCheckpoint
 from consensus.ledger import ERASE, GENESIS_PREV, LedgerEntry
-from consensus.merkle import MerkleFrontier
+from consensus.merkle import MerkleFrontier, leaf_hash
 
 MAX_LEDGER_LINES = 50
 VERIFY_EVERY_MS = 60_000
+ROWS_PER_READ = 10_000
 
 
 async def require_head(ctx: Context) -> Head:
@@ -101,36 +106,89 @@ async def verify(ctx: Context, args: Args) -> Reply:
     )
 
 
+class ChainCheck:
+    """Checks entries against a checkpoint, a batch at a time: each must link to the one before,
+    and their Merkle leaves, added to the checkpoint's frontier, must give the recorded head.
+
+    Works on `LedgerRow`s, whose hash and canonical bytes the store computed from the rows as
+    they are now, so a row changed behind the bot's back breaks the chain or the root.
+    """
+
+    def __init__(self, start: int, prev_hash: str | None, frontier: MerkleFrontier) -> None:
+        self.start = start  # the checkpoint's size: entries after it are checked
+        self.problem: str | None = None
+        self._prev_hash = prev_hash
+        self._frontier = frontier
+
+    def add(self, rows: Sequence[LedgerRow]) -> None:
+        """Check the next entries after the ones checked so far (those up to `start` skipped)."""
+        if self.problem is not None:
+            return
+        prev_hash, append = self._prev_hash, self._frontier.append
+        for number, _ts, _actor, _kind, _data, prev, digest, canonical in rows:
+            if number <= self.start:
+                continue
+            if prev != prev_hash:
+                self.problem = f"entry {number} does not link to entry {number - 1}"
+                return
+            prev_hash = digest
+            append(leaf_hash(canonical))
+        self._prev_hash = prev_hash
+
+    def result(self, head: Head) -> str | None:
+        """None when the entries added extend the checkpoint to `head`, else the problem."""
+        if self.problem is None and (
+            self._frontier.size != head.size or self._frontier.root().hex() != head.root
+        ):
+            return "the entries do not add up to the recorded head"
+        return self.problem
+
+
+async def chain_check(ctx: Context, last: StoredCheckpoint | None) -> ChainCheck:
+    """A check of the entries since checkpoint `last` (all of them if None), yet to be fed."""
+    if last is None:
+        return ChainCheck(0, GENESIS_PREV, MerkleFrontier())
+    start = last.signed.checkpoint.size
+    frontier = MerkleFrontier.from_hex(start, last.frontier)
+    anchor = await ctx.store.entry(ctx.room_id, start)
+    check = ChainCheck(start, anchor.entry.hash() if anchor else None, frontier)
+    if frontier.root().hex() != last.signed.checkpoint.root:
+        check.problem = f"the stored checkpoint at {start} does not match its own Merkle state"
+    return check
+
+
 async def check_since(ctx: Context, last: StoredCheckpoint | None) -> str | None:
     """Whether the entries since checkpoint `last` (all of them if None) extend it to the
-    recorded head: each links to the one before, and their Merkle leaves, added to the
-    checkpoint's frontier, give the head's root. None when they do, else the problem."""
+    recorded head (see `ChainCheck`). None when they do, else the problem."""
     head = await ctx.store.ledger_head(ctx.room_id)
     if head is None:
         return "this room has no ledger"
-    start = last.signed.checkpoint.size if last else 0
-    frontier = MerkleFrontier.from_hex(start, last.frontier) if last else MerkleFrontier()
-    prev_hash: str | None = GENESIS_PREV
-    if last is not None:
-        anchor = await ctx.store.entry(ctx.room_id, start)
-        prev_hash = anchor.entry.hash() if anchor else None
-        if frontier.root().hex() != last.signed.checkpoint.root:
-            return f"the stored checkpoint at {start} does not match its own Merkle state"
-    after = start
-    while True:
-        batch = await ctx.store.entries(ctx.room_id, after=after, limit=1000)
-        if not batch:
-            break
-        for stored in batch:
-            entry = stored.entry
-            if entry.prev != prev_hash:
-                return f"entry {entry.seq} does not link to entry {entry.seq - 1}"
-            prev_hash = entry.hash()
-            frontier.append(entry.leaf_hash())
-        after = batch[-1].entry.seq
-    if frontier.size != head.size or frontier.root().hex() != head.root:
-        return "the entries do not add up to the recorded head"
-    return None
+    check = await chain_check(ctx, last)
+    after = check.start
+    with gc_paused():
+        while check.problem is None:
+            rows = await ctx.store.ledger_rows(ctx.room_id, after=after, limit=ROWS_PER_READ)
+            if not rows:
+                break
+            check.add(rows)
+            after = rows[-1][0]
+    return check.result(head)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while tens of thousands of rows are read.
+
+    None of them is in a reference cycle, but while they pile up the collector would walk the
+    whole heap again and again.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 async def new_checkpoint(ctx: Context) -> SignedCheckpoint:

@@ -43,7 +43,7 @@ import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from consensus.durations import DAY_MS, HOUR_MS
 from consensus.ledger import (
@@ -58,7 +58,6 @@ from consensus.ledger import (
     REVERSAL,
     REVIEW,
     RULE_CHANGE,
-    LedgerEntry,
 )
 from consensus.scoring import CREDIT_KINDS, day_start, next_day_start
 
@@ -72,6 +71,42 @@ SPIKE_MIN_DAYS = 7
 NEWCOMER_MS = 7 * DAY_MS
 
 _ACTION_STATUS = {"go": "went", "called_off": "called off", "withdrawn": "withdrawn"}
+
+DATA_KINDS = frozenset(
+    {KUDOS, ATTEND, REVERSAL, MOD_VOID, ITEM_OPEN, ITEM_CLOSE, COMMIT, RULE_CHANGE}
+    | {MOD_OVERRIDE, REVIEW, ERASE}
+)
+"""The kinds whose `data` a report reads; of the day's other entries (votes, opt-outs) it only
+counts the time, so their `data` may be left empty."""
+
+
+class ReportEntry(Protocol):
+    """What a report reads of a ledger entry: a `LedgerEntry` is one, and so is a `DayEntry`."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ts(self) -> int: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+class DayEntry(NamedTuple):
+    """A ledger entry's fields as a report reads them, for a day's many stored entries (which
+    passed a `LedgerEntry`'s checks when they were appended): a tuple is made far faster."""
+
+    seq: int
+    ts: int
+    actor: str
+    kind: str
+    data: Mapping[str, Any]
+
+
+Texted = tuple[ReportEntry, str | None]  # an entry and its free text (None: none or erased)
 
 # --- the data model --------------------------------------------------------------------------
 
@@ -210,7 +245,7 @@ def _ranked(totals: Mapping[str, int]) -> tuple[Ranked, ...]:
 _Credit = tuple[str | None, str, int]  # giver (None: attendance kudos), receiver, amount
 
 
-def _credited(entry: LedgerEntry) -> int:
+def _credited(entry: ReportEntry) -> int:
     if entry.kind == KUDOS:
         amount: int = entry.data["amount"]
         return amount
@@ -221,7 +256,7 @@ def _credited(entry: LedgerEntry) -> int:
 class _KudosDay:
     """The day's kudos as its entries leave them: totals net of what was taken out that day."""
 
-    def __init__(self, targets: Mapping[int, tuple[LedgerEntry, str | None]]) -> None:
+    def __init__(self, targets: Mapping[int, Texted]) -> None:
         self.targets = targets
         self.credits: dict[int, _Credit] = {}  # the day's kudos and attendance credits, by seq
         self.voids: dict[int, tuple[int, int]] = {}  # the day's mod.voids: seq -> target, amount
@@ -231,8 +266,16 @@ class _KudosDay:
         self.reversed = 0
 
     def give(self, seq: int, giver: str, receiver: str, amount: int) -> None:
+        """A kudos entry. Written out, not by `credit`: it runs for most of a day's entries."""
         self.entries += 1
-        self.credit(seq, giver, receiver, amount)
+        self.credits[seq] = (giver, receiver, amount)
+        received = self.received
+        received[receiver] = received.get(receiver, 0) + amount
+        to = self.weights.get(giver)
+        if to is None:
+            self.weights[giver] = {receiver: amount}
+        else:
+            to[receiver] = to.get(receiver, 0) + amount
 
     def credit(self, seq: int, giver: str | None, receiver: str, amount: int) -> None:
         self.credits[seq] = (giver, receiver, amount)
@@ -246,7 +289,7 @@ class _KudosDay:
                 to = self.weights[giver] = {}
             to[receiver] = to.get(receiver, 0) + amount
 
-    def _earlier(self, seq: int, by: int) -> LedgerEntry:
+    def _earlier(self, seq: int, by: int) -> ReportEntry:
         found = self.targets.get(seq)
         if found is None:
             raise ValueError(f"Entry {by} refers to entry {seq}, which was not given.")
@@ -333,10 +376,11 @@ def _ring_flags(weights: Mapping[str, Mapping[str, int]]) -> list[Flag]:
     for a in sorted(heavy):
         for b in heavy[a]:
             for c in heavy.get(b, ()):
-                members = frozenset((a, b, c))
-                if len(members) < 3 or members in seen:  # c is a: a pair
+                # c is a: a pair. The cheap test first: this runs for every two heavy edges.
+                if c == a or weights.get(c, {}).get(a, 0) < RING_MIN_KUDOS:
                     continue
-                if weights.get(c, {}).get(a, 0) < RING_MIN_KUDOS:
+                members = frozenset((a, b, c))
+                if len(members) < 3 or members in seen:
                     continue
                 cycle = ((a, b, c), (b, c, a), (c, a, b))
                 # (gave the next, gave the other two, gave in all) for each member
@@ -420,9 +464,9 @@ def build_report(
     room: str,
     day: str,
     timezone: str,
-    entries: Iterable[tuple[LedgerEntry, str | None]],
-    targets: Mapping[int, tuple[LedgerEntry, str | None]],
-    item_opens: Mapping[int, tuple[LedgerEntry, str | None]],
+    entries: Iterable[Texted],
+    targets: Mapping[int, Texted],
+    item_opens: Mapping[int, Texted],
     action_state: Mapping[int, tuple[int, int]],
     baseline_kudos: Mapping[str, int],
     member_since: Mapping[str, int],
@@ -434,35 +478,40 @@ def build_report(
 ) -> Report:
     """The report of local `day` in `timezone` (see the module docstring for what counts).
 
-    `entries` are the day's entries in seq order, each with its text (None: none or erased);
-    `targets` the earlier entries they take out or name, by seq; `item_opens` the item.open entry
-    and text of each item touched that day, by item number; `action_state` each such action
-    call's (committed now, came); `baseline_kudos` the kudos total of each earlier day;
+    `entries` are the day's entries in seq order, each with its text (None: none or erased; the
+    data of kinds outside DATA_KINDS is not read); `targets` the earlier entries they take out or
+    name, by seq; `item_opens` the item.open entry and text of each item touched that day, by
+    item number; `action_state` each such action call's (committed now, came); `baseline_kudos`
+    the kudos total of each earlier day;
     `member_since` when the bot saw each member join (UTC ms). Raises ValueError when an entry
     lies outside the day or something it refers to was not given.
     """
     start = day_start(day, timezone)
     end = next_day_start(start, timezone)
     hourly = [0] * -(-(end - start) // HOUR_MS)
-    count = 0
     kudos = _KudosDay(targets)
-    opened: dict[int, tuple[LedgerEntry, str | None]] = {}
-    closed: dict[int, LedgerEntry] = {}
+    opened: dict[int, Texted] = {}
+    closed: dict[int, ReportEntry] = {}
     touched: set[int] = set()  # action calls committed to or attended
     went: set[int] = set()  # action calls that day's entries show to have gone ahead
     commit_ts: dict[int, int] = {}
     moderation: list[ModLine] = []
     rule_changes: list[RuleLine] = []
 
+    give = kudos.give
     for entry, text in entries:
-        ts, kind, data, seq = entry.ts, entry.kind, entry.data, entry.seq
+        ts, kind = entry.ts, entry.kind
         if not start <= ts < end:
-            raise ValueError(f"Entry {seq} is not of {day} in {timezone}.")
+            raise ValueError(f"Entry {entry.seq} is not of {day} in {timezone}.")
         hourly[(ts - start) // HOUR_MS] += 1
-        count += 1
-        if kind == KUDOS:
-            kudos.give(seq, entry.actor, data["to"], data["amount"])
-        elif kind == ATTEND:
+        if kind == KUDOS:  # most entries: first, and nothing else to look at
+            data = entry.data
+            give(entry.seq, entry.actor, data["to"], data["amount"])
+            continue
+        if kind not in DATA_KINDS:  # a vote, an opt-out: counted in its hour, nothing more
+            continue
+        data, seq = entry.data, entry.seq
+        if kind == ATTEND:
             touched.add(data["item"])
             went.add(data["item"])
             if data["kudos"] > 0:
@@ -542,7 +591,7 @@ def build_report(
         timezone=timezone,
         start_ms=start,
         end_ms=end,
-        entries=count,
+        entries=sum(hourly),  # every entry counts in its hour
         hourly=tuple(hourly),
         kudos=section,
         decisions=tuple(decisions),

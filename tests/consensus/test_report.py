@@ -27,8 +27,10 @@ from consensus.ledger import (
     LedgerEntry,
 )
 from consensus.report import (
+    DATA_KINDS,
     ActionLine,
     CheckpointInfo,
+    DayEntry,
     DecisionLine,
     Flag,
     ModLine,
@@ -585,3 +587,39 @@ def test_flags_come_rings_first_then_the_spike_then_newcomers() -> None:
         ("spike", ()),
         ("newcomer", (E,)),
     ]
+
+
+# --- the light entries a daily report is built from ------------------------------------------
+
+
+def test_day_entries_build_the_same_report_as_ledger_entries() -> None:
+    """`DayEntry` tuples, with the data of kinds outside DATA_KINDS left empty, are read as the
+    LedgerEntry values they come from."""
+    earlier = entry(10, START - DAY, A, KUDOS, kudos(B, 2))
+    opened = entry(11, START - DAY, A, ITEM_OPEN, item_open(1, "action", need=2, closes=START))
+    day = Day()
+    day.give(A, B, 3)
+    day.give(B, A, 3)
+    day.add(C, REVERSAL, {"target": 100, "cause": "redaction", "item": None})
+    day.add(A, VOTE, {"item": 2, "choice": "agree", "via": "command", "text_sha256": None})
+    day.add(B, COMMIT, commit(1), at=HOUR)
+    day.add(B, ATTEND, attend(1, C), at=2 * HOUR)
+    day.add(MOD, MOD_VOID, {"target": 10, "text_sha256": HEX}, text="a second account")
+    day.add(A, ITEM_OPEN, item_open(2, "proposal", method="consent"), text="Paint it\ngreen")
+    day.add(BOT, ITEM_CLOSE, item_close(2, "passed", {"agree": 1}), at=3 * HOUR)
+    day.add(D, OPTOUT, {})
+    day.add(MOD, REVIEW, {"date": "2026-11-25", "text_sha256": None})
+    facts = {
+        "targets": {10: (earlier, None)},
+        "item_opens": {1: (opened, "Park cleanup")},
+        "action_state": {1: (1, 1)},
+    }
+    full = day.build(**facts)
+    light = [
+        (DayEntry(e.seq, e.ts, e.actor, e.kind, e.data if e.kind in DATA_KINDS else {}), text)
+        for e, text in day.entries
+    ]
+    assert day.build(entries=light, **facts) == full
+    assert full.entries == 11 and full.kudos.total == 4 and full.kudos.reversed == 5
+    assert [d.item for d in full.decisions] == [2] and full.actions[0].status == "went"
+    assert VOTE not in DATA_KINDS and OPTOUT not in DATA_KINDS
