@@ -327,10 +327,13 @@ class Bot:
             start = await self._joined(tx, state, state_events, timeline, received, initial)
             room = await tx.get_room(room_id)
         assert room is not None  # noqa: S101 (added just above)
-        for ev in timeline[start:]:
-            state.apply(ev)
-            state.remember(ev)
-            await self._handle_event(tx, Incoming(room_id, ev, received), room.joined_ts, state)
+        events = [Incoming(room_id, ev, received) for ev in timeline[start:]]
+        # One look-up for the whole timeline; events handled in this batch are added as we go.
+        handled = await tx.handled_among([ev.event_id for ev in events if ev.event_id])
+        for ev in events:
+            state.apply(ev.source)
+            state.remember(ev.source)
+            await self._handle_event(tx, ev, room.joined_ts, state, handled)
         if state.encrypted and not room.encrypted_notice:
             await tx.mark_encrypted_notice(room_id)
             await self._notice(tx, room_id, f"encrypted:{room_id}", ENCRYPTED_NOTICE, received)
@@ -395,10 +398,12 @@ class Bot:
 
     # -- one event ------------------------------------------------------------------------
 
-    async def _handle_event(self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState) -> None:
-        if ev.sender == self.user_id or not ev.event_id:
-            return
-        if await tx.is_handled(ev.event_id):
+    async def _handle_event(
+        self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState, handled: set[str]
+    ) -> None:
+        """Handle one event unless it is in `handled` (the timeline's events handled before);
+        add it there when done."""
+        if ev.sender == self.user_id or not ev.event_id or ev.event_id in handled:
             return
         try:
             async with tx.savepoint():
@@ -410,6 +415,7 @@ class Bot:
             kind = "failed"
         # Every other event is recorded, so paging back after downtime stops where we were.
         await tx.mark_handled(ev.event_id, ev.room_id, ev.sender, kind, ev.received_ms)
+        handled.add(ev.event_id)
 
     async def _event_effects(self, tx: Tx, ev: Incoming, joined_ts: int, state: RoomState) -> str:
         """Do what the event asks; return how to record it in handled_events."""

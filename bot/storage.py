@@ -7,9 +7,10 @@ transaction together with their version bump, and a database newer than the code
 survives a power cut.
 
 Why a transaction's statements don't go through aiosqlite's thread: each hop to that thread
-costs 50 to 100 µs of scheduling, while the statements of a command (about 18 for a kudos) take a
-few µs each in SQLite. Inside a transaction our lock is held, so aiosqlite's thread is idle and
-the same connection can be used directly from the event loop's thread without any race; only
+costs 50 to 100 µs of scheduling, while the statements of a command (two for a kudos, plus its
+share of the batch's deferred writes, see `Tx`) take a few µs each in SQLite. Inside a
+transaction our lock is held, so aiosqlite's thread is idle and the same connection can be used
+directly from the event loop's thread without any race; only
 BEGIN, COMMIT (which waits for the disk), ROLLBACK and the reads outside transactions go
 through aiosqlite, so the event loop never waits for an fsync.
 """
@@ -17,6 +18,7 @@ through aiosqlite, so the event loop never waits for an fsync.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import json
@@ -54,6 +56,11 @@ from consensus.rules import RoomRules
 log = logging.getLogger(__name__)
 
 SALT_BYTES = 16
+
+# What json.dumps(..., ensure_ascii=False[, sort_keys=True]) writes, without building an
+# encoder per call: an entry's `data` column (see `_entry`) and an outbox row's content.
+_DATA_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_TEXT_JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class StorageError(Exception):
@@ -316,17 +323,117 @@ class HandledEvent:
     kind: str
 
 
+_Row = tuple[Any, ...]
+
+# Aggregate upserts: the amount is the last parameter, added to what the row holds.
+_ADD_SCORE = (
+    "INSERT INTO score (room, user, total) VALUES (?, ?, ?) "
+    "ON CONFLICT (room, user) DO UPDATE SET total = total + excluded.total"
+)
+_ADD_SCORE_DAY = (
+    "INSERT INTO score_day (room, user, day, received) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (room, user, day) DO UPDATE SET received = received + excluded.received"
+)
+_ADD_GIVEN_DAY = (
+    "INSERT INTO given_day (room, giver, day, given) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (room, giver, day) DO UPDATE SET given = given + excluded.given"
+)
+_ADD_PAIR_DAY = (
+    "INSERT INTO pair_day (room, giver, receiver, day, given) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (room, giver, receiver, day) DO UPDATE SET given = given + excluded.given"
+)
+
+
+@dataclass(slots=True)
+class _Mark:
+    """Where the deferred writes stood when a savepoint began."""
+
+    name: str
+    rows: dict[str, int]
+    flushed: dict[str, int]
+    adds: int
+    adds_flushed: int
+    heads: dict[str, LedgerHead]
+    dirty: set[str]
+    begun: bool = False  # whether its SAVEPOINT statement was issued
+
+
 class Tx:
-    """The writes of one transaction. Only obtained from `Storage.write()`."""
+    """The writes of one transaction. Only obtained from `Storage.write()`.
+
+    Write-behind: the hot inserts (ledger entries and their texts, handled events, outbox rows)
+    and the aggregate additions are kept in memory and written together with `executemany`
+    before anything reads the database and before the commit. Written one at a time between
+    the Python work of each event, every statement found SQLite's pages and code cold, at three
+    to four times the cost. `_conn` writes them out before it hands over the connection, so
+    every statement sees them; only the few hot reads use `_raw` and add the pending amounts
+    themselves (`score`, `giver_state`). A savepoint rolled back drops what its block deferred
+    and, if a write-out happened inside it (which the rollback undid), defers again what was
+    deferred before it. A savepoint's own SAVEPOINT statement is issued only when a statement
+    runs inside it (`_conn` again): a block that only defers is undone in memory alone.
+    """
 
     def __init__(self, db: aiosqlite.Connection, heads: dict[str, LedgerHead]) -> None:
         # Statements run directly on the connection (see the module docstring: inside a
         # transaction our lock is held, so aiosqlite's thread is idle).
-        self._conn: sqlite3.Connection = db._conn
-        self._savepoints = 0
+        self._raw: sqlite3.Connection = db._conn
+        self._marks: list[_Mark] = []
+        # Deferred inserts by statement, in order, and how many of each are written out.
+        self._rows: dict[str, list[_Row]] = {}
+        self._flushed: dict[str, int] = {}
+        # Deferred aggregate additions: ((statement, *key), amount) in order, how many are
+        # written out, and the sums of the rest by key, for the hot reads.
+        self._adds: list[tuple[_Row, int]] = []
+        self._adds_flushed = 0
+        self._pending_sums: dict[_Row, int] = {}
+        self._unwritten = False
         # Ledger heads as this transaction sees them; `dirty` ones are written before commit.
         self.heads = dict(heads)
         self.dirty: set[str] = set()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The connection, inside every open savepoint, every deferred write written out."""
+        if self._marks and not self._marks[-1].begun:
+            for mark in self._marks:
+                if not mark.begun:
+                    self._raw.execute(f"SAVEPOINT {mark.name}")
+                    mark.begun = True
+        if self._unwritten:
+            self._write_out()
+        return self._raw
+
+    def _defer(self, sql: str, row: _Row) -> None:
+        rows = self._rows.get(sql)
+        if rows is None:
+            rows = self._rows[sql] = []
+            self._flushed[sql] = 0
+        rows.append(row)
+        self._unwritten = True
+
+    def _add(self, key: _Row, amount: int) -> None:
+        self._adds.append((key, amount))
+        self._pending_sums[key] = self._pending_sums.get(key, 0) + amount
+        self._unwritten = True
+
+    def _pending(self, key: _Row) -> int:
+        return self._pending_sums.get(key, 0)
+
+    def _write_out(self) -> None:
+        self._unwritten = False
+        for sql, rows in self._rows.items():
+            done = self._flushed[sql]
+            if done < len(rows):
+                self._raw.executemany(sql, rows[done:])
+                self._flushed[sql] = len(rows)
+        if self._pending_sums:
+            by_sql: dict[str, list[_Row]] = {}
+            for key, amount in self._pending_sums.items():
+                by_sql.setdefault(key[0], []).append((*key[1:], amount))
+            for sql, params in by_sql.items():
+                self._raw.executemany(sql, params)
+            self._pending_sums = {}
+        self._adds_flushed = len(self._adds)
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params).fetchone()
@@ -338,20 +445,49 @@ class Tx:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """Undo just this block's writes if it raises (one event's effects in a batch)."""
-        self._savepoints += 1
-        name = f"sp{self._savepoints}"
-        heads, dirty = dict(self.heads), set(self.dirty)
-        self._conn.execute(f"SAVEPOINT {name}")
+        # Named by depth, not by a running count: the same few statements then come from the
+        # connection's statement cache instead of being compiled afresh for every event.
+        mark = _Mark(
+            f"sp{len(self._marks) + 1}",
+            {sql: len(rows) for sql, rows in self._rows.items()},
+            dict(self._flushed),
+            len(self._adds),
+            self._adds_flushed,
+            dict(self.heads),
+            set(self.dirty),
+        )
+        self._marks.append(mark)
         try:
             yield
         except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
-            self.heads, self.dirty = heads, dirty
+            if mark.begun:
+                self._raw.execute(f"ROLLBACK TO {mark.name}")
+                self._raw.execute(f"RELEASE {mark.name}")
+            self._roll_back_to(mark)
             raise
-        self._conn.execute(f"RELEASE {name}")
+        else:
+            if mark.begun:
+                self._raw.execute(f"RELEASE {mark.name}")
+        finally:
+            self._marks.pop()
+
+    def _roll_back_to(self, mark: _Mark) -> None:
+        # The database is as it was at the SAVEPOINT: what was written out by then stays
+        # written; what was deferred by then (written out since or not) is deferred again.
+        for sql, rows in self._rows.items():
+            del rows[mark.rows.get(sql, 0) :]
+            self._flushed[sql] = mark.flushed.get(sql, 0)
+        del self._adds[mark.adds :]
+        self._adds_flushed = mark.adds_flushed
+        self._pending_sums = {}
+        for key, amount in self._adds[mark.adds_flushed :]:
+            self._pending_sums[key] = self._pending_sums.get(key, 0) + amount
+        self._unwritten = True
+        self.heads, self.dirty = mark.heads, mark.dirty
 
     async def flush_heads(self) -> None:
+        """Write out everything deferred and the changed ledger heads: before the commit."""
+        self._write_out()
         for room in sorted(self.dirty):
             h = self.heads[room]
             self._conn.execute(
@@ -407,6 +543,15 @@ class Tx:
             self._one("SELECT 1 FROM handled_events WHERE event_id = ?", (event_id,)) is not None
         )
 
+    async def handled_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of `event_ids` handled already (a sync batch's timeline, in one statement)."""
+        rows = self._all(
+            "SELECT event_id FROM handled_events WHERE event_id IN "
+            "(SELECT value FROM json_each(?))",
+            (json.dumps(list(event_ids)),),
+        )
+        return {str(r[0]) for r in rows}
+
     async def handled_event(self, event_id: str) -> HandledEvent | None:
         row = self._one(
             "SELECT event_id, room_id, sender, kind FROM handled_events WHERE event_id = ?",
@@ -417,7 +562,7 @@ class Tx:
     async def mark_handled(
         self, event_id: str, room_id: str, sender: str, kind: str, now: int
     ) -> None:
-        self._conn.execute(
+        self._defer(
             "INSERT INTO handled_events (event_id, room_id, sender, kind, handled_ts) "
             "VALUES (?, ?, ?, ?, ?)",
             (event_id, room_id, sender, kind, now),
@@ -427,10 +572,10 @@ class Tx:
         self, room_id: str, txn_id: str, event_type: str, content: dict[str, Any], now: int
     ) -> None:
         # The txn_id is derived from the source event, so a replayed source can't queue twice.
-        self._conn.execute(
+        self._defer(
             "INSERT INTO outbox (room_id, txn_id, event_type, content, created_ts) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (txn_id) DO NOTHING",
-            (room_id, txn_id, event_type, json.dumps(content, ensure_ascii=False), now),
+            (room_id, txn_id, event_type, _TEXT_JSON(content), now),
         )
 
     async def mark_sent(self, row_id: int, event_id: str, now: int) -> None:
@@ -538,7 +683,7 @@ class Tx:
         )
         await self._insert_entry(entry)
         if text is not None and salt is not None:
-            self._conn.execute(
+            self._defer(
                 "INSERT INTO ledger_text (room, seq, text, salt) VALUES (?, ?, ?, ?)",
                 (room, entry.seq, text, salt.hex()),
             )
@@ -556,7 +701,7 @@ class Tx:
         return entry
 
     async def _insert_entry(self, entry: LedgerEntry) -> None:
-        self._conn.execute(
+        self._defer(
             "INSERT INTO ledger (room, seq, ts, actor, kind, data, event, rules, prev, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -565,7 +710,7 @@ class Tx:
                 entry.ts,
                 entry.actor,
                 entry.kind,
-                json.dumps(dict(entry.data), ensure_ascii=False, sort_keys=True),
+                _DATA_JSON(dict(entry.data)),
                 entry.event,
                 entry.rules,
                 entry.prev,
@@ -638,29 +783,11 @@ class Tx:
 
     async def _apply_deltas(self, room: str, deltas: Sequence[scoring.Delta]) -> None:
         for d in deltas:
-            self._conn.execute(
-                "INSERT INTO score (room, user, total) VALUES (?, ?, ?) "
-                "ON CONFLICT (room, user) DO UPDATE SET total = total + excluded.total",
-                (room, d.receiver, d.amount),
-            )
-            self._conn.execute(
-                "INSERT INTO score_day (room, user, day, received) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (room, user, day) "
-                "DO UPDATE SET received = received + excluded.received",
-                (room, d.receiver, d.day, d.amount),
-            )
+            self._add((_ADD_SCORE, room, d.receiver), d.amount)
+            self._add((_ADD_SCORE_DAY, room, d.receiver, d.day), d.amount)
             if d.giver is not None:
-                self._conn.execute(
-                    "INSERT INTO given_day (room, giver, day, given) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (room, giver, day) DO UPDATE SET given = given + excluded.given",
-                    (room, d.giver, d.day, d.amount),
-                )
-                self._conn.execute(
-                    "INSERT INTO pair_day (room, giver, receiver, day, given) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room, giver, receiver, day) "
-                    "DO UPDATE SET given = given + excluded.given",
-                    (room, d.giver, d.receiver, d.day, d.amount),
-                )
+                self._add((_ADD_GIVEN_DAY, room, d.giver, d.day), d.amount)
+                self._add((_ADD_PAIR_DAY, room, d.giver, d.receiver, d.day), d.amount)
 
     async def entry(self, room: str, seq: int) -> StoredEntry | None:
         row = self._one(_ENTRY_SELECT + "WHERE l.room = ? AND l.seq = ?", (room, seq))
@@ -715,8 +842,11 @@ class Tx:
         return bool(cur.rowcount)
 
     async def score(self, room: str, user: str) -> int:
-        row = self._one("SELECT total FROM score WHERE room = ? AND user = ?", (room, user))
-        return int(row[0]) if row else 0
+        # A hot read (every kudos reply): the pending additions are added, not written out.
+        row = self._raw.execute(
+            "SELECT total FROM score WHERE room = ? AND user = ?", (room, user)
+        ).fetchone()
+        return (int(row[0]) if row else 0) + self._pending((_ADD_SCORE, room, user))
 
     async def score_days(self, room: str, user: str) -> dict[str, int]:
         cur = self._conn.execute(
@@ -747,19 +877,33 @@ class Tx:
             )
         return [(str(u), int(n)) for u, n in cur.fetchall()]
 
-    async def given_on(self, room: str, giver: str, day: str) -> int:
-        row = self._one(
-            "SELECT given FROM given_day WHERE room = ? AND giver = ? AND day = ?",
-            (room, giver, day),
+    async def giver_state(
+        self, room: str, giver: str, receivers: Sequence[str], day: str
+    ) -> scoring.GiverState:
+        """What a kudos check needs to know of `giver` on local `day`: one statement for up to
+        _PAIRS_PER_STATEMENT receivers (a long list of pills takes a few)."""
+        unique = list(dict.fromkeys(receivers))
+        step = _PAIRS_PER_STATEMENT
+        given = since = None
+        opted: set[str] = set()
+        pairs: dict[str, int] = {}
+        for part in [unique[i : i + step] for i in range(0, len(unique), step)] or [[]]:
+            # A hot read (every kudos): the pending additions are added, not written out.
+            sql = _giver_state_sql(len(part))
+            given, since, opted_json, *counts = self._raw.execute(
+                sql, (room, giver, day, *part)
+            ).fetchone()
+            if opted_json != "[]":
+                opted.update(json.loads(opted_json))
+            for receiver, n in zip(part, counts, strict=True):
+                pending = self._pending((_ADD_PAIR_DAY, room, giver, receiver, day))
+                pairs[receiver] = (n or 0) + pending
+        return scoring.GiverState(
+            given_today=(given or 0) + self._pending((_ADD_GIVEN_DAY, room, giver, day)),
+            pair_today=pairs,
+            member_since_ms=since,
+            opted_out=frozenset(opted),
         )
-        return int(row[0]) if row else 0
-
-    async def pair_on(self, room: str, giver: str, receiver: str, day: str) -> int:
-        row = self._one(
-            "SELECT given FROM pair_day WHERE room = ? AND giver = ? AND receiver = ? AND day = ?",
-            (room, giver, receiver, day),
-        )
-        return int(row[0]) if row else 0
 
     async def opted_out(self, room: str, users: Sequence[str]) -> frozenset[str]:
         rows = self._all(
@@ -777,10 +921,6 @@ class Tx:
                 "INSERT INTO members (room, user, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (room, user, since),
             )
-
-    async def member_since(self, room: str, user: str) -> int | None:
-        row = self._one("SELECT since FROM members WHERE room = ? AND user = ?", (room, user))
-        return int(row[0]) if row else None
 
     # -- items and votes -------------------------------------------------------------------
 
@@ -1084,6 +1224,27 @@ _ITEM_SELECT = (
     "SELECT room, item, type, author, open_seq, open_event, status, method, options, quorum, "
     "closes, at, need, rule_key, rule_value, target, poll_txn FROM items "
 )
+
+
+_PAIRS_PER_STATEMENT = 32
+
+
+@functools.lru_cache(maxsize=_PAIRS_PER_STATEMENT + 1)
+def _giver_state_sql(receivers: int) -> str:
+    # ?1 room, ?2 giver, ?3 day, then the receivers; one statement instead of one per fact.
+    others = [f"?{4 + i}" for i in range(receivers)]
+    pairs = "".join(
+        # Only numbered placeholders are put into the text: the values are bound.
+        f", (SELECT given FROM pair_day WHERE room = ?1 AND giver = ?2 AND receiver = {r} "  # noqa: S608
+        "AND day = ?3)"
+        for r in others
+    )
+    return (
+        "SELECT (SELECT given FROM given_day WHERE room = ?1 AND giver = ?2 AND day = ?3), "  # noqa: S608
+        "(SELECT since FROM members WHERE room = ?1 AND user = ?2), "
+        "(SELECT json_group_array(user) FROM optout WHERE room = ?1 AND user IN "
+        f"({', '.join(['?2', *others])})){pairs}"
+    )
 
 
 def _item(row: Any) -> Item:

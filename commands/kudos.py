@@ -52,15 +52,7 @@ async def give(
     rules = ctx.rules
     day = scoring.local_day(ctx.event_ts, rules.timezone)
     members = await ctx.room.members()
-    involved = [ctx.sender, *receivers]
-    state = scoring.GiverState(
-        given_today=await ctx.store.given_on(ctx.room_id, ctx.sender, day),
-        pair_today={
-            r: await ctx.store.pair_on(ctx.room_id, ctx.sender, r, day) for r in receivers
-        },
-        member_since_ms=await ctx.store.member_since(ctx.room_id, ctx.sender),
-        opted_out=await ctx.store.opted_out(ctx.room_id, involved),
-    )
+    state = await ctx.store.giver_state(ctx.room_id, ctx.sender, receivers, day)
     try:
         accepted = scoring.check_kudos(
             giver=ctx.sender,

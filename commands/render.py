@@ -8,6 +8,7 @@ invisible separator so that old clients matching on names don't highlight them e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -127,14 +128,19 @@ def to_html(fragment: Fragment) -> str:
         case Code(text):
             return "<code>" + html.escape(text) + "</code>"
         case UserLink(user_id, quiet):
-            href = "https://matrix.to/#/" + quote(user_id, safe="@:")
-            shown = _quiet(user_id) if quiet else user_id
-            return f'<a href="{html.escape(href)}">{html.escape(shown)}</a>'
+            return _user_html(user_id, quiet)
         case Lines(items):
             return "<br>".join(to_html(i) for i in items)
         case Bullets(items):
             return "<ul>" + "".join("<li>" + to_html(i) + "</li>" for i in items) + "</ul>"
     raise TypeError(f"not a fragment: {fragment!r}")
+
+
+@functools.lru_cache(maxsize=4096)  # the same few members are named in reply after reply
+def _user_html(user_id: str, quiet: bool) -> str:
+    href = "https://matrix.to/#/" + quote(user_id, safe="@:")
+    shown = _quiet(user_id) if quiet else user_id
+    return f'<a href="{html.escape(href)}">{html.escape(shown)}</a>'
 
 
 @dataclass(frozen=True)
@@ -175,17 +181,19 @@ class Reply:
 
 # Synapse refuses events over 65,536 bytes; keep ours well below, envelope included.
 MAX_CONTENT_BYTES = 60_000
+_SURELY_SHORT = 8_000  # characters of text (6 bytes each at most) with room for the envelope
 
 
 def message_content(
     reply: Reply, *, in_reply_to: str | None = None, thread_root: str | None = None
 ) -> dict[str, object]:
     """The content of the `m.room.message` event for `reply`."""
+    body, formatted = to_plain(reply.body), to_html(reply.body)
     content: dict[str, object] = {
         "msgtype": "m.text" if reply.ping else "m.notice",
-        "body": to_plain(reply.body),
+        "body": body,
         "format": "org.matrix.custom.html",
-        "formatted_body": to_html(reply.body),
+        "formatted_body": formatted,
         "m.mentions": {"user_ids": sorted(set(reply.ping))} if reply.ping else {},
     }
     relates: dict[str, object] = {}
@@ -199,6 +207,9 @@ def message_content(
         relates["m.in_reply_to"] = {"event_id": in_reply_to}
     if relates:
         content["m.relates_to"] = relates
+    # JSON escaping at most sextuples a character, so a message this short can't be too long.
+    if len(body) + len(formatted) + sum(map(len, reply.ping)) < _SURELY_SHORT:
+        return content
     return _fit(content)
 
 

@@ -150,7 +150,9 @@ async def test_aggregates_equal_a_replay_of_the_entries(tmp_path_factory, steps)
                 assert days == book.received_days(user)
                 for day in range(3):
                     d = f"2025-11-{26 + day}"
-                    assert await tx.given_on(ROOM, user, d) == book.given_on(user, d)
+                    state = await tx.giver_state(ROOM, user, USERS, d)
+                    assert state.given_today == book.given_on(user, d)
+                    assert state.pair_today == {to: book.pair_on(user, to, d) for to in USERS}
         # The export of what the database holds verifies, scores included.
         lines = [export_line(s.entry, s.text, s.salt) for s in entries]
         result = verify(lines, replayers=[ScoreBook()])
