@@ -13,6 +13,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -92,19 +93,20 @@ class Incoming:
     source: Mapping[str, Any]
     received_ms: int
 
-    @property
+    # Cached: handling one event asks for these a dozen times.
+    @functools.cached_property
     def event_id(self) -> str:
         return str(self.source.get("event_id", ""))
 
-    @property
+    @functools.cached_property
     def sender(self) -> str:
         return str(self.source.get("sender", ""))
 
-    @property
+    @functools.cached_property
     def type(self) -> str:
         return str(self.source.get("type", ""))
 
-    @property
+    @functools.cached_property
     def content(self) -> Mapping[str, Any]:
         content = self.source.get("content")
         return content if isinstance(content, Mapping) else {}

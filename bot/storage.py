@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import aiosqlite
@@ -358,6 +359,23 @@ class _Mark:
     begun: bool = False  # whether its SAVEPOINT statement was issued
 
 
+class _Savepoint:
+    """What `Tx.savepoint()` returns (a class, not a generator: it runs twice per event)."""
+
+    __slots__ = ("_mark", "_tx")
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    async def __aenter__(self) -> None:
+        self._mark = self._tx._open()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._tx._close(self._mark, failed=kind is not None)
+
+
 class Tx:
     """The writes of one transaction. Only obtained from `Storage.write()`.
 
@@ -442,9 +460,12 @@ class Tx:
         rows: list[Any] = self._conn.execute(sql, params).fetchall()
         return rows
 
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """Undo just this block's writes if it raises (one event's effects in a batch)."""
+    def savepoint(self) -> _Savepoint:
+        """`async with tx.savepoint():` undoes just the block's writes if it raises (one
+        event's effects in a batch)."""
+        return _Savepoint(self)
+
+    def _open(self) -> _Mark:
         # Named by depth, not by a running count: the same few statements then come from the
         # connection's statement cache instead of being compiled afresh for every event.
         mark = _Mark(
@@ -457,16 +478,16 @@ class Tx:
             set(self.dirty),
         )
         self._marks.append(mark)
+        return mark
+
+    def _close(self, mark: _Mark, *, failed: bool) -> None:
         try:
-            yield
-        except BaseException:
-            if mark.begun:
-                self._raw.execute(f"ROLLBACK TO {mark.name}")
-                self._raw.execute(f"RELEASE {mark.name}")
-            self._roll_back_to(mark)
-            raise
-        else:
-            if mark.begun:
+            if failed:
+                if mark.begun:
+                    self._raw.execute(f"ROLLBACK TO {mark.name}")
+                    self._raw.execute(f"RELEASE {mark.name}")
+                self._roll_back_to(mark)
+            elif mark.begun:
                 self._raw.execute(f"RELEASE {mark.name}")
         finally:
             self._marks.pop()

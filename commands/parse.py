@@ -9,6 +9,7 @@ that is unambiguous among the room's members.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,17 @@ from commands.declare import Args, Command, Kind, Option, Param, Reason, Registr
 from commands.errors import UserError
 
 MXID_RE = re.compile(r"^@[^\s:]+:[A-Za-z0-9.\-\[\]:]+$")
+# Compiled once: they run on every command.
+_DASHES = re.compile(r"(?:^|\s)--(?:\s|$)")
+_INT10 = re.compile(r"-?[0-9]{1,10}")
+_INT = re.compile(r"-?[0-9]+")
+
+
+@functools.lru_cache(maxsize=64)
+def _reason_word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?:^|\s){re.escape(word)}(?:\s|$)", re.IGNORECASE)
+
+
 _TOKEN = re.compile(r"\S+")
 _OPTION = re.compile(r"^--([a-z][a-z0-9-]*)$")
 _ITEM = re.compile(r"^#?([0-9]{1,9})$")
@@ -41,10 +53,10 @@ def split_command(body: str, prefix: str) -> tuple[str, str] | None:
     if not body.startswith(prefix):
         return None
     head = body[len(prefix) :]
-    match = re.match(r"([^\s]+)", head)
+    match = _TOKEN.match(head)
     if not match:
         return None
-    return match.group(1).lower(), head[match.end() :]
+    return match.group().lower(), head[match.end() :]
 
 
 def find_command(registry: Registry, name: str, prefix: str) -> Command:
@@ -71,9 +83,9 @@ def parse_args(
 
 
 def _split_reason(cmd: Command, rest: str, prefix: str) -> tuple[str, str | None]:
-    match = re.search(r"(?:^|\s)--(?:\s|$)", rest)
+    match = _DASHES.search(rest)
     if match is None and cmd.reason_word:
-        match = re.search(rf"(?:^|\s){re.escape(cmd.reason_word)}(?:\s|$)", rest, re.IGNORECASE)
+        match = _reason_word(cmd.reason_word).search(rest)
     if match is None:
         if cmd.reason is Reason.REQUIRED:
             raise _usage_error(cmd, prefix, "needs a reason after --")
@@ -136,7 +148,7 @@ def _convert_option(cmd: Command, option: Option, tokens: list[Token], prefix: s
 
 def _convert_scalar(cmd: Command, kind: Kind, what: str, raw: str, prefix: str) -> Any:
     if kind is Kind.INT or kind is Kind.SEQ:
-        if not re.fullmatch(r"-?[0-9]{1,10}", raw):
+        if not _INT10.fullmatch(raw):
             raise UserError(
                 f"{what} must be a whole number, not '{_clip(raw)}'.", help_for=cmd.name
             )
@@ -212,7 +224,7 @@ def _bind_params(
 
 def _looks_like(kind: Kind, text: str) -> bool:
     if kind in (Kind.INT, Kind.SEQ):
-        return re.fullmatch(r"-?[0-9]+", text) is not None
+        return _INT.fullmatch(text) is not None
     if kind is Kind.ITEM:
         return _ITEM.match(text) is not None
     if kind is Kind.DATE:
