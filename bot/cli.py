@@ -186,6 +186,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
     from typing import TypeVar
 
+    from consensus.bulk import gc_paused
     from consensus.items import ItemBook
     from consensus.scoring import ScoreBook
     from consensus.verify import CHUNK_BYTES, ChunkMap, verify_bytes
@@ -218,12 +219,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         return map_chunks
 
-    # The replay keeps a million small objects and makes no cycles: the collector would only
-    # re-scan them again and again (a third of the time).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
+    # The replay keeps a million small objects and makes no cycles (see `gc_paused`).
     try:
-        with open(args.file, "rb") as file, ExitStack() as stack:
+        with gc_paused(), open(args.file, "rb") as file, ExitStack() as stack:
             map_chunks: ChunkMap = map
             if parallel:
                 pool = ProcessPoolExecutor(workers, initializer=gc.disable)
@@ -240,9 +238,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _fail(f"{args.file}: {exc.strerror or exc}")
     except BrokenProcessPool:
         return _fail(f"{args.file}: a worker process stopped; nothing was verified")
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     if not result.ok:
         return _fail(f"{args.file}: {result.problem}")
     print(

@@ -7,15 +7,14 @@ and later check an export against it with `commons verify`.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from commands.context import Context, Head, LedgerRow, StoredCheckpoint
 from commands.declare import REGISTRY, Args, Kind, Param, Reason
 from commands.errors import UserError
 from commands.kudos import check_reason, local_time
 from commands.render import Fragment, Reply, bold, bullets, code, italic, lines, seq, user
+from consensus.bulk import gc_paused
 from consensus.checkpoint import Checkpoint, SignedCheckpoint
 from consensus.ledger import ERASE, GENESIS_PREV, LedgerEntry
 from consensus.merkle import MerkleFrontier, leaf_hash
@@ -173,22 +172,6 @@ async def check_since(ctx: Context, last: StoredCheckpoint | None) -> str | None
             check.add(rows)
             after = rows[-1][0]
     return check.result(head)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while tens of thousands of rows are read.
-
-    None of them is in a reference cycle, but while they pile up the collector would walk the
-    whole heap again and again.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 async def new_checkpoint(ctx: Context) -> SignedCheckpoint:

@@ -25,13 +25,13 @@ from commands.ledger import (
     ChainCheck,
     chain_check,
     check_since,
-    gc_paused,
     new_checkpoint,
     require_head,
 )
 from commands.render import Reply, lines, seq
 from commands.report_render import report_messages
 from consensus import scoring
+from consensus.bulk import gc_paused
 from consensus.checkpoint import SignedCheckpoint
 from consensus.ledger import ATTEND, COMMIT, ERASE, ITEM_CLOSE, ITEM_OPEN, MOD_VOID, REVERSAL
 from consensus.report import (

@@ -5,17 +5,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.storage import Storage
-from consensus.checkpoint import public_key_b64
 from consensus.ledger import KUDOS
-from consensus.rules import RoomRules
 from consensus.scoring import ScoreBook, local_day
+from tests.bot.test_ledger_store import ROOM, T0, USERS
+from tests.bot.test_ledger_store import new_ledger as ledger_with
 
-ROOM = "!r:example.org"
-BOT = "@bot:example.org"
-USERS = ["@a:example.org", "@b:example.org", "@c:example.org"]
-T0 = 1_764_150_000_000
 DAY = local_day(T0, "UTC")
+LIMITS = {"kudos.daily_allowance": 1000, "kudos.pair_daily_cap": 1000}
 
 
 class Boom(Exception):
@@ -23,20 +19,7 @@ class Boom(Exception):
 
 
 async def new_ledger(path):
-    store = await Storage.open(path)
-    limits = {"kudos.daily_allowance": 1000, "kudos.pair_daily_cap": 1000}
-    rules = {**RoomRules.defaults().as_json(), **limits}
-    async with store.write() as tx:
-        await tx.start_ledger(
-            ROOM,
-            ts=T0,
-            actor=BOT,
-            rules=RoomRules(rules),
-            sources={},
-            public_key=public_key_b64(bytes(32)),
-            event=None,
-        )
-    return store
+    return await ledger_with(path, **LIMITS)
 
 
 @pytest.fixture
