@@ -7,8 +7,8 @@ transaction together with their version bump, and a database newer than the code
 survives a power cut.
 
 Why a transaction's statements don't go through aiosqlite's thread: each hop to that thread
-costs 50 to 100 µs of scheduling, while the statements of a command (two for a kudos, plus its
-share of the batch's deferred writes, see `Tx`) take a few µs each in SQLite. Inside a
+costs 50 to 100 µs of scheduling, while the statements of a command (none for most kudos, plus
+their share of the batch's deferred writes, see `Tx`) take a few µs each in SQLite. Inside a
 transaction our lock is held, so aiosqlite's thread is idle and the same connection can be used
 directly from the event loop's thread without any race; only
 BEGIN, COMMIT (which waits for the disk), ROLLBACK and the reads outside transactions go
@@ -58,9 +58,8 @@ log = logging.getLogger(__name__)
 
 SALT_BYTES = 16
 
-# What json.dumps(..., ensure_ascii=False[, sort_keys=True]) writes, without building an
-# encoder per call: an entry's `data` column (see `_entry`) and an outbox row's content.
-_DATA_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+# What json.dumps(..., ensure_ascii=False) writes, without building an encoder per call: an
+# outbox row's content.
 _TEXT_JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -307,13 +306,18 @@ class LedgerHead:
 
     size: int
     head: str
-    frontier: tuple[str, ...]
+    nodes: tuple[bytes, ...]  # the Merkle frontier (bytes: appending needs no hex round trip)
     rules: RoomRules
     sources: dict[str, str]
 
     @property
+    def frontier(self) -> tuple[str, ...]:
+        """The Merkle frontier in hex, as stored and as checkpoints keep it."""
+        return tuple(node.hex() for node in self.nodes)
+
+    @property
     def root(self) -> str:
-        return MerkleFrontier.from_hex(self.size, self.frontier).root().hex()
+        return MerkleFrontier.from_nodes(self.size, self.nodes).root().hex()
 
 
 @dataclass(frozen=True)
@@ -376,6 +380,44 @@ class _Savepoint:
         self._tx._close(self._mark, failed=kind is not None)
 
 
+class Committed:
+    """Committed values the kudos path reads for every command, kept in memory beside the ledger
+    heads: aggregate totals by the keys of `Tx._add` (score, given per day, given per pair and
+    day), and per room who is opted out and since when a member was seen.
+
+    Only committed values live here. A transaction adds its own additions on top as it reads,
+    and hands them over after its COMMIT (`after_commit`); a rolled-back one leaves nothing.
+    Anything not here is read from the database and remembered. A membership or opt-out change
+    drops its room's facts at the commit, and the transaction itself reads that room's facts
+    from the database until then. Another process's write (an operator's `commons rules set`)
+    empties everything (`Storage._notice_other_writers`).
+    """
+
+    LIMIT = 200_000  # aggregate keys kept; past it the cache starts afresh (new days, new pairs)
+
+    __slots__ = ("facts", "sums")
+
+    def __init__(self) -> None:
+        self.sums: dict[_Row, int] = {}
+        # room -> (member since, by user; opted out, by user)
+        self.facts: dict[str, tuple[dict[str, int | None], dict[str, bool]]] = {}
+
+    def clear(self) -> None:
+        self.sums.clear()
+        self.facts.clear()
+
+    def after_commit(self, added: dict[_Row, int], facts_changed: set[str]) -> None:
+        sums = self.sums
+        if len(sums) > self.LIMIT:
+            sums.clear()
+        for key, amount in added.items():
+            value = sums.get(key)
+            if value is not None:
+                sums[key] = value + amount
+        for room in facts_changed:
+            self.facts.pop(room, None)
+
+
 class Tx:
     """The writes of one transaction. Only obtained from `Storage.write()`.
 
@@ -384,14 +426,17 @@ class Tx:
     before anything reads the database and before the commit. Written one at a time between
     the Python work of each event, every statement found SQLite's pages and code cold, at three
     to four times the cost. `_conn` writes them out before it hands over the connection, so
-    every statement sees them; only the few hot reads use `_raw` and add the pending amounts
-    themselves (`score`, `giver_state`). A savepoint rolled back drops what its block deferred
+    every statement sees them. The hot reads (`score`, `giver_state`) don't touch the database
+    at all once `Committed` holds their values: they add this transaction's own additions
+    (`_sums`) to the committed values. A savepoint rolled back drops what its block deferred
     and, if a write-out happened inside it (which the rollback undid), defers again what was
     deferred before it. A savepoint's own SAVEPOINT statement is issued only when a statement
     runs inside it (`_conn` again): a block that only defers is undone in memory alone.
     """
 
-    def __init__(self, db: aiosqlite.Connection, heads: dict[str, LedgerHead]) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, heads: dict[str, LedgerHead], committed: Committed
+    ) -> None:
         # Statements run directly on the connection (see the module docstring: inside a
         # transaction our lock is held, so aiosqlite's thread is idle).
         self._raw: sqlite3.Connection = db._conn
@@ -405,6 +450,11 @@ class Tx:
         self._adds_flushed = 0
         self._pending_sums: dict[_Row, int] = {}
         self._unwritten = False
+        # All of this transaction's additions by key, written out or not; the committed values
+        # they add to; the rooms whose membership facts this transaction changed.
+        self._sums: dict[_Row, int] = {}
+        self._committed = committed
+        self.facts_changed: set[str] = set()
         # Ledger heads as this transaction sees them; `dirty` ones are written before commit.
         self.heads = dict(heads)
         self.dirty: set[str] = set()
@@ -432,10 +482,15 @@ class Tx:
     def _add(self, key: _Row, amount: int) -> None:
         self._adds.append((key, amount))
         self._pending_sums[key] = self._pending_sums.get(key, 0) + amount
+        self._sums[key] = self._sums.get(key, 0) + amount
         self._unwritten = True
 
-    def _pending(self, key: _Row) -> int:
-        return self._pending_sums.get(key, 0)
+    def _remember(self, key: _Row, stored: int) -> int:
+        """The committed value of aggregate `key`, from `stored`, what the database holds in
+        this transaction (its written-out additions in, its pending ones not), remembered."""
+        committed = stored + self._pending_sums.get(key, 0) - self._sums.get(key, 0)
+        self._committed.sums[key] = committed
+        return committed
 
     def _write_out(self) -> None:
         self._unwritten = False
@@ -498,6 +553,8 @@ class Tx:
         for sql, rows in self._rows.items():
             del rows[mark.rows.get(sql, 0) :]
             self._flushed[sql] = mark.flushed.get(sql, 0)
+        for key, amount in self._adds[mark.adds :]:
+            self._sums[key] -= amount
         del self._adds[mark.adds :]
         self._adds_flushed = mark.adds_flushed
         self._pending_sums = {}
@@ -633,7 +690,7 @@ class Tx:
         loaded = LedgerHead(
             size,
             head,
-            tuple(json.loads(frontier)),
+            MerkleFrontier.from_hex(size, json.loads(frontier)).nodes(),
             RoomRules(json.loads(rules)),
             json.loads(sources),
         )
@@ -665,7 +722,7 @@ class Tx:
         frontier = MerkleFrontier()
         frontier.append(entry.leaf_hash())
         await self._insert_entry(entry)
-        self.heads[room] = LedgerHead(1, entry.hash(), tuple(frontier.to_hex()), rules, sources)
+        self.heads[room] = LedgerHead(1, entry.hash(), frontier.nodes(), rules, sources)
         self.dirty.add(room)
         return entry
 
@@ -708,16 +765,14 @@ class Tx:
                 "INSERT INTO ledger_text (room, seq, text, salt) VALUES (?, ?, ?, ?)",
                 (room, entry.seq, text, salt.hex()),
             )
-        frontier = MerkleFrontier.from_hex(current.size, current.frontier)
+        frontier = MerkleFrontier.from_nodes(current.size, current.nodes)
         frontier.append(entry.leaf_hash())
         await self._apply_effects(entry, rules)
         sources = current.sources
         if kind in RULE_KINDS:
             rules = rules.with_change(str(entry.data["key"]), entry.data["value"])
             sources = {**sources, str(entry.data["key"]): rule_source or f"entry {entry.seq}"}
-        self.heads[room] = LedgerHead(
-            entry.seq, entry.hash(), tuple(frontier.to_hex()), rules, sources
-        )
+        self.heads[room] = LedgerHead(entry.seq, entry.hash(), frontier.nodes(), rules, sources)
         self.dirty.add(room)
         return entry
 
@@ -731,7 +786,7 @@ class Tx:
                 entry.ts,
                 entry.actor,
                 entry.kind,
-                _DATA_JSON(dict(entry.data)),
+                entry.data_json(),
                 entry.event,
                 entry.rules,
                 entry.prev,
@@ -765,11 +820,13 @@ class Tx:
                 if restored is not None and cur.rowcount:
                     await self._apply_deltas(room, await self._deltas_of(restored.entry))
         elif entry.kind == OPTOUT:
+            self.facts_changed.add(room)
             self._conn.execute(
                 "INSERT INTO optout (room, user) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (room, entry.actor),
             )
         elif entry.kind == OPTIN:
+            self.facts_changed.add(room)
             self._conn.execute(
                 "DELETE FROM optout WHERE room = ? AND user = ?", (room, entry.actor)
             )
@@ -863,11 +920,15 @@ class Tx:
         return bool(cur.rowcount)
 
     async def score(self, room: str, user: str) -> int:
-        # A hot read (every kudos reply): the pending additions are added, not written out.
-        row = self._raw.execute(
-            "SELECT total FROM score WHERE room = ? AND user = ?", (room, user)
-        ).fetchone()
-        return (int(row[0]) if row else 0) + self._pending((_ADD_SCORE, room, user))
+        # A hot read (every kudos reply): nothing is written out for it (see the class).
+        key = (_ADD_SCORE, room, user)
+        committed = self._committed.sums.get(key)
+        if committed is None:
+            row = self._raw.execute(
+                "SELECT total FROM score WHERE room = ? AND user = ?", (room, user)
+            ).fetchone()
+            committed = self._remember(key, int(row[0]) if row else 0)
+        return committed + self._sums.get(key, 0)
 
     async def score_days(self, room: str, user: str) -> dict[str, int]:
         cur = self._conn.execute(
@@ -901,30 +962,54 @@ class Tx:
     async def giver_state(
         self, room: str, giver: str, receivers: Sequence[str], day: str
     ) -> scoring.GiverState:
-        """What a kudos check needs to know of `giver` on local `day`: one statement for up to
-        _PAIRS_PER_STATEMENT receivers (a long list of pills takes a few)."""
+        """What a kudos check needs to know of `giver` on local `day`. A hot read (every kudos):
+        from `Committed` when it knows every fact; else one statement for up to
+        _PAIRS_PER_STATEMENT receivers (a long list of pills takes a few), nothing written out."""
         unique = list(dict.fromkeys(receivers))
+        given_key = (_ADD_GIVEN_DAY, room, giver, day)
+        pair_keys = {r: (_ADD_PAIR_DAY, room, giver, r, day) for r in unique}
+        sums = self._committed.sums
+        facts = None if room in self.facts_changed else self._committed.facts.get(room)
+        if (
+            facts is None
+            or giver not in facts[0]
+            or giver not in facts[1]
+            or given_key not in sums
+            or any(r not in facts[1] or k not in sums for r, k in pair_keys.items())
+        ):
+            facts = self._read_giver_facts(room, giver, unique, day)
+        since, opted = facts
+        mine = self._sums.get
+        return scoring.GiverState(
+            given_today=sums[given_key] + mine(given_key, 0),
+            pair_today={r: sums[k] + mine(k, 0) for r, k in pair_keys.items()},
+            member_since_ms=since[giver],
+            opted_out=frozenset(u for u in (giver, *unique) if opted[u]),
+        )
+
+    def _read_giver_facts(
+        self, room: str, giver: str, unique: list[str], day: str
+    ) -> tuple[dict[str, int | None], dict[str, bool]]:
+        """Read `giver_state`'s facts from the database into `Committed` (or, for a room whose
+        membership facts this transaction changed, into a copy only it uses)."""
+        if room in self.facts_changed:
+            facts: tuple[dict[str, int | None], dict[str, bool]] = ({}, {})
+        else:
+            facts = self._committed.facts.setdefault(room, ({}, {}))
+        since, opted = facts
         step = _PAIRS_PER_STATEMENT
-        given = since = None
-        opted: set[str] = set()
-        pairs: dict[str, int] = {}
         for part in [unique[i : i + step] for i in range(0, len(unique), step)] or [[]]:
-            # A hot read (every kudos): the pending additions are added, not written out.
             sql = _giver_state_sql(len(part))
-            given, since, opted_json, *counts = self._raw.execute(
+            given, since[giver], opted_json, *counts = self._raw.execute(
                 sql, (room, giver, day, *part)
             ).fetchone()
-            if opted_json != "[]":
-                opted.update(json.loads(opted_json))
+            out = set(json.loads(opted_json))
+            for u in (giver, *part):
+                opted[u] = u in out
+            self._remember((_ADD_GIVEN_DAY, room, giver, day), given or 0)
             for receiver, n in zip(part, counts, strict=True):
-                pending = self._pending((_ADD_PAIR_DAY, room, giver, receiver, day))
-                pairs[receiver] = (n or 0) + pending
-        return scoring.GiverState(
-            given_today=(given or 0) + self._pending((_ADD_GIVEN_DAY, room, giver, day)),
-            pair_today=pairs,
-            member_since_ms=since,
-            opted_out=frozenset(opted),
-        )
+                self._remember((_ADD_PAIR_DAY, room, giver, receiver, day), n or 0)
+        return facts
 
     async def opted_out(self, room: str, users: Sequence[str]) -> frozenset[str]:
         rows = self._all(
@@ -935,6 +1020,7 @@ class Tx:
 
     async def set_member(self, room: str, user: str, since: int | None) -> None:
         """Record a join (first seen `since`) or, with None, a leave."""
+        self.facts_changed.add(room)
         if since is None:
             self._conn.execute("DELETE FROM members WHERE room = ? AND user = ?", (room, user))
         else:
@@ -1302,8 +1388,9 @@ def _entry(row: Any) -> LedgerEntry:
 
     A report reads 100,000 entries, and checking and encoding each one again costs far more
     than reading it. So the row is first encoded the cheap way: the `data` column as
-    `_insert_entry` wrote it (sorted keys, unescaped Unicode) with json.dumps's ", " and ": "
-    tightened, every other string escaped as the canonical encoder escapes it. When those bytes
+    `_insert_entry` wrote it (the canonical JSON of `data`; databases from before 2026-11-26
+    hold json.dumps's form, sorted keys and unescaped Unicode with ", " and ": ", which is
+    tightened), every other string escaped as the canonical encoder escapes it. When those bytes
     hash to the row's `hash`, written when the entry was appended after `LedgerEntry` had checked
     it, they are that entry's canonical bytes, and the row's fields are that entry's: each
     string is escaped, so it can't stand for another, and `data` is parsed from its own span of
@@ -1406,7 +1493,8 @@ class Storage:
         self._lock = asyncio.Lock()
         self.path = path
         self._heads: dict[str, LedgerHead] = {}  # committed ledger heads, by room
-        self._seen_version = -1  # PRAGMA data_version when the heads were last known good
+        self._committed = Committed()  # committed values of the hot aggregates
+        self._seen_version = -1  # PRAGMA data_version when the two were last known good
 
     @classmethod
     async def open(cls, path: Path) -> Storage:
@@ -1435,37 +1523,44 @@ class Storage:
         async with self._lock:
             await self._db.close()
 
-    async def _data_version(self) -> int:
-        rows = await self._db.execute_fetchall("PRAGMA data_version")
-        return int(next(iter(rows))[0])
+    def _notice_other_writers(self) -> None:
+        """Forget the cached heads and aggregates if another process (an operator's `commons
+        rules set`) wrote since we last looked. Under the lock, so run directly (a cheap pragma;
+        our own commits don't change data_version, only other connections' do)."""
+        version = int(self._db._conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._seen_version:
+            self._heads = {}
+            self._committed.clear()
+            self._seen_version = version
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """One write transaction: committed if the block ends normally, rolled back if not."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
-            # Another process (an operator's `commons rules set`) may have written since our
-            # last transaction: then the cached ledger heads are stale and are read again.
-            version = await self._data_version()
-            if version != self._seen_version:
-                self._heads = {}
-            tx = Tx(self._db, self._heads)
+            self._notice_other_writers()
+            tx = Tx(self._db, self._heads, self._committed)
             try:
                 yield tx
                 await tx.flush_heads()
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            try:
+                await self._db.execute("COMMIT")
+            except BaseException:
+                # Whether the commit took is unknown: read everything afresh next time.
+                self._seen_version = -1
+                raise
             self._heads = tx.heads
-            # Our own commits don't change data_version; only other connections' do.
-            self._seen_version = version
+            self._committed.after_commit(tx._sums, tx.facts_changed)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """Reads under the lock, so they never see another coroutine's uncommitted writes."""
         async with self._lock:
-            yield Tx(self._db, self._heads)
+            self._notice_other_writers()
+            yield Tx(self._db, self._heads, self._committed)
 
     async def get_kv(self, key: str) -> str | None:
         async with self._lock:

@@ -78,6 +78,13 @@ def canonical_json_of_checked(value: Any) -> bytes:
         raise
 
 
+def canonical_text_of_checked(value: Any) -> str:
+    """`canonical_json_of_checked` as text, not yet encoded: a lone surrogate is still in it,
+    for the caller's encoding to find."""
+    text: str = _ENCODER.encode(value)
+    return text
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode `value` as canonical JSON bytes, refusing anything without a canonical form."""
     if not _plain(value):

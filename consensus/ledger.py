@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _quote
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ from consensus.canonical import (
     CanonicalJSONError,
     canonical_json,
     canonical_json_of_checked,
+    canonical_text_of_checked,
     sha256_hex,
 )
 from consensus.checkpoint import CheckpointError, decode_b64
@@ -320,26 +322,30 @@ class LedgerEntry:
     prev: str
 
     def __post_init__(self) -> None:
-        fields = dict(self.__dict__)  # the dataclass fields, nothing else yet
-        if isinstance(self.data, Mapping):
-            fields["data"] = dict(self.data)
+        fields = self.__dict__  # the dataclass fields, nothing else yet
+        given = fields["data"]
+        if isinstance(given, Mapping) and type(given) is not dict:
+            fields = {**fields, "data": dict(given)}
         problem = entry_problem(fields)
         if problem:
             raise LedgerFormatError(f"Not a valid ledger entry: {problem}.")
         try:
-            encoded = canonical_json_of_checked(fields)
-        except CanonicalJSONError as exc:
-            raise LedgerFormatError(f"Not a valid ledger entry: {exc}.") from exc
+            data_json, encoded = _encode_checked(fields)
+        except UnicodeEncodeError:
+            try:
+                canonical_json_of_checked(fields)  # raises, naming where the lone surrogate is
+            except CanonicalJSONError as exc:
+                raise LedgerFormatError(f"Not a valid ledger entry: {exc}.") from exc
+            raise
         # A copy nobody else holds, so the hash stays true, in canonical key order: a copy of
-        # `fields["data"]` is deep enough when every value is a scalar; else re-read the bytes.
+        # the data is deep enough when every value is a scalar; else re-read its JSON.
         data = fields["data"]
         if all(type(v) in _SCALARS for v in data.values()):
             data = {key: data[key] for key in sorted(data)}
         else:
-            data = json.loads(encoded)["data"]
-        object.__setattr__(self, "data", MappingProxyType(data))
+            data = json.loads(data_json)
         # Kept beside the fields (not one of them: not compared, not shown), computed once.
-        self.__dict__["_canonical"] = encoded
+        self.__dict__.update(data=MappingProxyType(data), _canonical=encoded, _data_json=data_json)
 
     def __hash__(self) -> int:
         return hash(self.canonical())
@@ -356,7 +362,17 @@ class LedgerEntry:
 
     def hash(self) -> str:
         """Hex SHA-256 of the canonical bytes: the next entry's `prev`."""
-        return sha256_hex(self.canonical())
+        digest: str | None = self.__dict__.get("_hash")
+        if digest is None:
+            digest = self.__dict__["_hash"] = sha256_hex(self.canonical())
+        return digest
+
+    def data_json(self) -> str:
+        """The canonical JSON of `data` (as text): the span of the canonical bytes it fills."""
+        encoded: str | None = self.__dict__.get("_data_json")
+        if encoded is None:
+            encoded = self.__dict__["_data_json"] = canonical_json(dict(self.data)).decode()
+        return encoded
 
     def leaf_hash(self) -> bytes:
         """The entry's RFC 6962 Merkle leaf: SHA-256(0x00 ‖ canonical bytes)."""
@@ -389,6 +405,22 @@ class LedgerEntry:
         entry.__dict__["data"] = MappingProxyType(fields["data"])
         entry.__dict__["_canonical"] = canonical
         return entry
+
+
+def _encode_checked(fields: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The canonical JSON of an entry `entry_problem` passed, as (its data's JSON text, the
+    whole entry's bytes): the nine keys are known, so they are written in their sorted order
+    around the values, each encoded as the canonical encoder would. UnicodeEncodeError if a
+    string holds a lone surrogate."""
+    data_json = canonical_text_of_checked(fields["data"])
+    event = fields["event"]
+    encoded = (
+        f'{{"actor":{_quote(fields["actor"])},"data":{data_json},'
+        f'"event":{"null" if event is None else _quote(event)},"kind":{_quote(fields["kind"])},'
+        f'"prev":{_quote(fields["prev"])},"room":{_quote(fields["room"])},'
+        f'"rules":{_quote(fields["rules"])},"seq":{fields["seq"]:d},"ts":{fields["ts"]:d}}}'
+    ).encode()
+    return data_json, encoded
 
 
 def make_entry(

@@ -213,7 +213,8 @@ def verify_consistency(
 class MerkleFrontier:
     """The roots of the perfect subtrees of an append-only log: its root in O(log n) memory.
 
-    Serialise with `size` and `to_hex()`; restore with `from_hex(size, hashes)`.
+    Serialise with `size` and `to_hex()` (or `nodes()`); restore with `from_hex(size, hashes)`
+    (or `from_nodes`).
     """
 
     def __init__(self) -> None:
@@ -240,15 +241,22 @@ class MerkleFrontier:
     def to_hex(self) -> list[str]:
         return [h.hex() for h in self._subtrees]
 
+    def nodes(self) -> tuple[bytes, ...]:
+        """The subtree roots, largest first: `from_nodes(size, nodes())` is this frontier."""
+        return tuple(self._subtrees)
+
     @classmethod
     def from_hex(cls, size: int, hashes: Sequence[str]) -> MerkleFrontier:
-        if size < 0 or len(hashes) != size.bit_count():
+        return cls.from_nodes(size, [bytes.fromhex(h) for h in hashes])
+
+    @classmethod
+    def from_nodes(cls, size: int, nodes: Sequence[bytes]) -> MerkleFrontier:
+        if size < 0 or len(nodes) != size.bit_count():
             raise ValueError(f"a frontier of size {size} has {max(size, 0).bit_count()} hashes")
-        subtrees = [bytes.fromhex(h) for h in hashes]
-        if any(len(h) != HASH_SIZE for h in subtrees):
+        if any(len(h) != HASH_SIZE for h in nodes):
             raise ValueError("a frontier hash is 32 bytes")
         frontier = cls()
-        frontier._size, frontier._subtrees = size, subtrees
+        frontier._size, frontier._subtrees = size, list(nodes)
         return frontier
 
 

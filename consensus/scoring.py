@@ -59,9 +59,30 @@ def _ms(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
+DAY_MS = 86_400_000
+
+# Per zone, the last day asked for whose UTC offset stays the same all day long: (its first
+# ms, its end, "YYYY-MM-DD"). Every kudos asks for the day of its time, mostly the same day.
+_steady_days: dict[str, tuple[int, int, str]] = {}
+
+
 def local_day(ts_ms: int, timezone: str) -> str:
     """The local calendar day ("YYYY-MM-DD") of `ts_ms` in the IANA zone `timezone`."""
-    return _local(ts_ms, ZoneInfo(timezone)).date().isoformat()
+    known = _steady_days.get(timezone)
+    if known is not None and known[0] <= ts_ms < known[1]:
+        return known[2]
+    zone = ZoneInfo(timezone)
+    moment = _local(ts_ms, zone)
+    day = moment.date().isoformat()
+    # The day's span at this offset. If the offset is the same at both of its ends it is the
+    # same all day (no zone changes its offset twice within a day and back), and every ms in
+    # the span is this day: remember it.
+    into_day = ((moment.hour * 60 + moment.minute) * 60 + moment.second) * 1000
+    start = ts_ms - into_day - moment.microsecond // 1000
+    offset = moment.utcoffset()
+    if _local(start, zone).utcoffset() == offset == _local(start + DAY_MS - 1, zone).utcoffset():
+        _steady_days[timezone] = (start, start + DAY_MS, day)
+    return day
 
 
 def day_start(day: str, timezone: str) -> int:

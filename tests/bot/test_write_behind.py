@@ -1,11 +1,14 @@
 """A write transaction defers its hot inserts and aggregate additions (see `Tx`): reads inside it
 still see them, a rolled-back savepoint drops exactly its own, and the commit writes them all."""
 
+import sqlite3
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.ledger import KUDOS
+from bot.storage import Storage
+from consensus.ledger import KUDOS, OPTIN, OPTOUT
 from consensus.scoring import ScoreBook, local_day
 from tests.bot.test_ledger_store import ROOM, T0, USERS
 from tests.bot.test_ledger_store import new_ledger as ledger_with
@@ -125,7 +128,8 @@ async def test_nested_savepoints_roll_back_inner_writes_only(store):
         assert totals == [0, 1, 1]
 
 
-# One step: (giver, receiver, amount, fails, written out inside, commit after)
+# One step: (giver, receiver, amount, fails, written out inside, commit after); a batch whose
+# last step has commit == 1 fails as a whole.
 steps = st.lists(
     st.tuples(
         st.integers(0, 2),
@@ -144,41 +148,113 @@ steps = st.lists(
 )
 @given(steps=steps)
 async def test_any_mix_of_rollbacks_and_write_outs_keeps_aggregates_true(tmp_path_factory, steps):
-    store = await new_ledger(tmp_path_factory.mktemp("wb") / "c.db")
-    # Transactions end where a step says so (commit == 0).
+    path = tmp_path_factory.mktemp("wb") / "c.db"
+    store = await new_ledger(path)
+    # Transactions end where a step says so (commit == 0 ends it, commit == 1 fails it).
     batches: list[list[tuple[int, int, int, bool, bool]]] = [[]]
+    failing: list[bool] = [False]
     for *step, commit in steps:
         batches[-1].append(tuple(step))
-        if commit == 0:
+        if commit in (0, 1):
+            failing[-1] = commit == 1
             batches.append([])
+            failing.append(False)
     kept = 0
     try:
-        for batch in batches:
-            async with store.write() as tx:
-                for giver, receiver, amount, fails, write_out in batch:
-                    if giver == receiver:
-                        continue
-                    try:
-                        async with tx.savepoint():
-                            await kudos(tx, USERS[giver], USERS[receiver], amount)
-                            if write_out:
-                                await tx.entries(ROOM, limit=1)
-                            if fails:
-                                raise Boom
-                        kept += 1
-                    except Boom:
-                        pass
-        async with store.read() as tx:
-            entries = await tx.entries(ROOM)
-            assert len(entries) == kept + 1
-            book = ScoreBook()
-            for stored in entries:
-                assert book.apply(stored.entry) is None
-            for user in USERS:
-                assert await tx.score(ROOM, user) == book.total(user)
-                assert await tx.score_days(ROOM, user) == book.received_days(user)
-                state = await tx.giver_state(ROOM, user, USERS, DAY)
-                assert state.given_today == book.given_on(user, DAY)
-                assert state.pair_today == {to: book.pair_on(user, to, DAY) for to in USERS}
+        for batch, fail in zip(batches, failing, strict=True):
+            kept_here = 0
+            try:
+                async with store.write() as tx:
+                    for giver, receiver, amount, fails, write_out in batch:
+                        if giver == receiver:
+                            continue
+                        # The hot reads fill the committed values kept in memory, from inside
+                        # savepoints and transactions that may be rolled back.
+                        await tx.giver_state(ROOM, USERS[giver], [USERS[receiver]], DAY)
+                        await tx.score(ROOM, USERS[receiver])
+                        try:
+                            async with tx.savepoint():
+                                await kudos(tx, USERS[giver], USERS[receiver], amount)
+                                if write_out:
+                                    await tx.entries(ROOM, limit=1)
+                                await tx.score(ROOM, USERS[giver])
+                                if fails:
+                                    raise Boom
+                            kept_here += 1
+                        except Boom:
+                            pass
+                    if fail:
+                        raise Boom
+            except Boom:
+                kept_here = 0
+            kept += kept_here
+        await expect_book(store, kept)
     finally:
         await store.close()
+    # The same from the database alone, with nothing kept in memory.
+    store = await Storage.open(path)
+    try:
+        await expect_book(store, kept)
+    finally:
+        await store.close()
+
+
+async def expect_book(store, kept):
+    """The store's aggregates are those of replaying its `kept` entries (and genesis)."""
+    async with store.read() as tx:
+        entries = await tx.entries(ROOM)
+        assert len(entries) == kept + 1
+        book = ScoreBook()
+        for stored in entries:
+            assert book.apply(stored.entry) is None
+        for user in USERS:
+            assert await tx.score(ROOM, user) == book.total(user)
+            assert await tx.score_days(ROOM, user) == book.received_days(user)
+            state = await tx.giver_state(ROOM, user, USERS, DAY)
+            assert state.given_today == book.given_on(user, DAY)
+            assert state.pair_today == {to: book.pair_on(user, to, DAY) for to in USERS}
+
+
+async def test_opting_out_and_joining_are_seen_at_once(store):
+    a, b, c = USERS
+    async with store.write() as tx:
+        before = await tx.giver_state(ROOM, a, [b], DAY)  # remembered
+        assert (before.opted_out, before.member_since_ms) == (frozenset(), None)
+        await tx.set_member(ROOM, a, T0 + 5)
+        await tx.append(ROOM, ts=T0 + 6, actor=b, kind=OPTOUT, data={}, event=None)
+        during = await tx.giver_state(ROOM, a, [b, c], DAY)
+        assert (during.opted_out, during.member_since_ms) == ({b}, T0 + 5)
+    async with store.write() as tx:
+        after = await tx.giver_state(ROOM, a, [b, c], DAY)
+        assert (after.opted_out, after.member_since_ms) == ({b}, T0 + 5)
+        await tx.append(ROOM, ts=T0 + 7, actor=b, kind=OPTIN, data={}, event=None)
+    async with store.write() as tx:
+        assert (await tx.giver_state(ROOM, a, [b], DAY)).opted_out == frozenset()
+
+
+async def test_a_rolled_back_opt_out_leaves_the_remembered_facts_alone(store):
+    a, b, _ = USERS
+    with pytest.raises(Boom):
+        async with store.write() as tx:
+            await tx.giver_state(ROOM, a, [b], DAY)
+            await tx.append(ROOM, ts=T0 + 6, actor=b, kind=OPTOUT, data={}, event=None)
+            assert (await tx.giver_state(ROOM, a, [b], DAY)).opted_out == {b}
+            raise Boom
+    async with store.write() as tx:
+        assert (await tx.giver_state(ROOM, a, [b], DAY)).opted_out == frozenset()
+
+
+async def test_another_process_writing_is_noticed(store, tmp_path):
+    a, b, _ = USERS
+    async with store.write() as tx:
+        assert await tx.score(ROOM, b) == 0  # remembered as 0
+        assert (await tx.giver_state(ROOM, a, [b], DAY)).opted_out == frozenset()
+    # An operator's tool writes beside the running bot.
+    with sqlite3.connect(tmp_path / "c.db") as other:
+        other.execute("INSERT INTO score (room, user, total) VALUES (?, ?, 5)", (ROOM, b))
+        other.execute("INSERT INTO optout (room, user) VALUES (?, ?)", (ROOM, b))
+    async with store.write() as tx:
+        assert await tx.score(ROOM, b) == 5
+        assert (await tx.giver_state(ROOM, a, [b], DAY)).opted_out == {b}
+    async with store.read() as tx:
+        assert await tx.score(ROOM, b) == 5

@@ -146,6 +146,7 @@ def test_hash_and_leaf_are_of_the_canonical_bytes(kind: str) -> None:
     entry = chain_with(kind)
     canonical = canonical_json(entry.to_json())
     assert entry.canonical() == canonical
+    assert entry.data_json() == canonical_json(entry.to_json()["data"]).decode()
     assert entry.hash() == hashlib.sha256(canonical).hexdigest()
     assert entry.leaf_hash() == hashlib.sha256(b"\x00" + canonical).digest()
     assert list(json.loads(canonical)) == sorted(ENTRY_KEYS)
@@ -315,8 +316,10 @@ def test_genesis_must_start_the_chain() -> None:
 
 def test_text_is_checked_for_valid_unicode() -> None:
     data = {**SAMPLE_DATA[ledger.MOD_OVERRIDE], "value": "bad \ud800 text"}
-    with pytest.raises(LedgerFormatError, match="invalid Unicode"):
+    with pytest.raises(LedgerFormatError, match=r"\$\.data\.value: invalid Unicode"):
         entry_after(genesis(), ledger.MOD_OVERRIDE, data)
+    with pytest.raises(LedgerFormatError, match=r"\$\.event: invalid Unicode"):
+        entry_after(genesis(), ledger.OPTOUT, {}, event="$bad\udc80")
 
 
 def test_text_commitments() -> None:
@@ -370,3 +373,5 @@ def test_any_kudos_round_trips_through_json(
     assert again == entry
     assert again.hash() == entry.hash()
     assert again.canonical() == canonical_json(again.to_json())
+    assert entry.canonical() == canonical_json(entry.to_json())
+    assert entry.data_json() == canonical_json(dict(entry.data)).decode()

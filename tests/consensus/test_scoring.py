@@ -6,6 +6,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import example, given, settings
@@ -89,6 +90,34 @@ def room_rules(changes: Mapping[str, object] | None = None) -> RoomRules:
 )
 def test_local_day(ts: str, zone: str, day: str) -> None:
     assert local_day(utc(ts), zone) == day
+
+
+# Zones with the odd transitions of the cases above, and times within a few days of them.
+ODD_TIMES = [
+    ("Europe/Berlin", "2026-03-29T02:00+01:00"),
+    ("Europe/Berlin", "2026-10-25T03:00+02:00"),
+    ("America/Santiago", "2024-09-08T00:00-04:00"),
+    ("America/Santiago", "2024-04-07T00:00-03:00"),
+    ("America/Goose_Bay", "2010-11-07T00:01-03:00"),
+    ("Pacific/Apia", "2011-12-30T00:00-10:00"),
+    ("America/Toronto", "1919-03-30T23:30-05:00"),
+    ("Asia/Kolkata", "2026-11-26T00:00+05:30"),
+]
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.tuples(st.sampled_from(ODD_TIMES), st.integers(-3 * DAY, 3 * DAY)), max_size=40)
+)
+def test_local_day_remembered_spans_agree_with_the_zone(
+    asks: list[tuple[tuple[str, str], int]],
+) -> None:
+    # local_day remembers the last steady day per zone: in any order of questions, its
+    # answers are the zone's own date of each moment.
+    for (zone, near), offset in asks:
+        ts = utc(near) + offset
+        plain = (EPOCH + dt.timedelta(milliseconds=ts)).astimezone(ZoneInfo(zone)).date()
+        assert local_day(ts, zone) == plain.isoformat()
 
 
 @pytest.mark.parametrize(
