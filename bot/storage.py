@@ -36,6 +36,7 @@ import aiosqlite
 from commands.context import Item, LedgerRow, Vote
 from consensus import scoring
 from consensus.bulk import gc_paused
+from consensus.canonical import reusable
 from consensus.checkpoint import Checkpoint, SignedCheckpoint
 from consensus.ledger import (
     ATTEND,
@@ -51,7 +52,7 @@ from consensus.ledger import (
     genesis_data,
     make_entry,
 )
-from consensus.merkle import MerkleFrontier
+from consensus.merkle import MerkleFrontier, frontier_after
 from consensus.rules import RoomRules
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ SALT_BYTES = 16
 
 # What json.dumps(..., ensure_ascii=False) writes, without building an encoder per call: an
 # outbox row's content.
-_TEXT_JSON = json.JSONEncoder(ensure_ascii=False).encode
+_TEXT_JSON = reusable(json.JSONEncoder(ensure_ascii=False))
 
 
 class StorageError(Exception):
@@ -349,18 +350,18 @@ _ADD_PAIR_DAY = (
 )
 
 
-@dataclass(slots=True)
 class _Mark:
-    """Where the deferred writes stood when a savepoint began."""
+    """Where the transaction stood when a savepoint began: lengths of its logs, no copies (two
+    savepoints open and close per event)."""
 
-    name: str
-    rows: dict[str, int]
-    flushed: dict[str, int]
-    adds: int
-    adds_flushed: int
-    heads: dict[str, LedgerHead]
-    dirty: set[str]
-    begun: bool = False  # whether its SAVEPOINT statement was issued
+    __slots__ = ("adds", "adds_written", "begun", "heads", "inserts", "name", "written")
+
+    def __init__(self, name: str, tx: Tx) -> None:
+        self.name = name
+        self.inserts, self.written = len(tx._inserts), tx._written
+        self.adds, self.adds_written = len(tx._adds), tx._adds_written
+        self.heads = len(tx._head_log)
+        self.begun = False  # whether its SAVEPOINT statement was issued
 
 
 class _Savepoint:
@@ -441,13 +442,13 @@ class Tx:
         # transaction our lock is held, so aiosqlite's thread is idle).
         self._raw: sqlite3.Connection = db._conn
         self._marks: list[_Mark] = []
-        # Deferred inserts by statement, in order, and how many of each are written out.
-        self._rows: dict[str, list[_Row]] = {}
-        self._flushed: dict[str, int] = {}
+        # Deferred inserts (statement, row) in order, and how many are written out.
+        self._inserts: list[tuple[str, _Row]] = []
+        self._written = 0
         # Deferred aggregate additions: ((statement, *key), amount) in order, how many are
-        # written out, and the sums of the rest by key, for the hot reads.
+        # written out, and the sums of the rest by key.
         self._adds: list[tuple[_Row, int]] = []
-        self._adds_flushed = 0
+        self._adds_written = 0
         self._pending_sums: dict[_Row, int] = {}
         self._unwritten = False
         # All of this transaction's additions by key, written out or not; the committed values
@@ -455,9 +456,12 @@ class Tx:
         self._sums: dict[_Row, int] = {}
         self._committed = committed
         self.facts_changed: set[str] = set()
-        # Ledger heads as this transaction sees them; `dirty` ones are written before commit.
+        # Ledger heads as this transaction sees them; `dirty` ones are written before commit
+        # (a head a savepoint's rollback restored may stay dirty: writing it again is harmless).
+        # Each change is logged with the head it replaced, for rollbacks.
         self.heads = dict(heads)
         self.dirty: set[str] = set()
+        self._head_log: list[tuple[str, LedgerHead | None]] = []
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -472,12 +476,13 @@ class Tx:
         return self._raw
 
     def _defer(self, sql: str, row: _Row) -> None:
-        rows = self._rows.get(sql)
-        if rows is None:
-            rows = self._rows[sql] = []
-            self._flushed[sql] = 0
-        rows.append(row)
+        self._inserts.append((sql, row))
         self._unwritten = True
+
+    def _set_head(self, room: str, head: LedgerHead) -> None:
+        self._head_log.append((room, self.heads.get(room)))
+        self.heads[room] = head
+        self.dirty.add(room)
 
     def _add(self, key: _Row, amount: int) -> None:
         self._adds.append((key, amount))
@@ -494,19 +499,25 @@ class Tx:
 
     def _write_out(self) -> None:
         self._unwritten = False
-        for sql, rows in self._rows.items():
-            done = self._flushed[sql]
-            if done < len(rows):
-                self._raw.executemany(sql, rows[done:])
-                self._flushed[sql] = len(rows)
+        by_sql: dict[str, list[_Row]] = {}
+        if self._written < len(self._inserts):
+            for sql, row in self._inserts[self._written :]:
+                rows = by_sql.get(sql)
+                if rows is None:
+                    by_sql[sql] = [row]
+                else:
+                    rows.append(row)
+            for sql, rows in by_sql.items():
+                self._raw.executemany(sql, rows)
+            self._written = len(self._inserts)
         if self._pending_sums:
-            by_sql: dict[str, list[_Row]] = {}
+            by_sql = {}
             for key, amount in self._pending_sums.items():
                 by_sql.setdefault(key[0], []).append((*key[1:], amount))
             for sql, params in by_sql.items():
                 self._raw.executemany(sql, params)
             self._pending_sums = {}
-        self._adds_flushed = len(self._adds)
+        self._adds_written = len(self._adds)
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params).fetchone()
@@ -523,15 +534,7 @@ class Tx:
     def _open(self) -> _Mark:
         # Named by depth, not by a running count: the same few statements then come from the
         # connection's statement cache instead of being compiled afresh for every event.
-        mark = _Mark(
-            f"sp{len(self._marks) + 1}",
-            {sql: len(rows) for sql, rows in self._rows.items()},
-            dict(self._flushed),
-            len(self._adds),
-            self._adds_flushed,
-            dict(self.heads),
-            set(self.dirty),
-        )
+        mark = _Mark(f"sp{len(self._marks) + 1}", self)
         self._marks.append(mark)
         return mark
 
@@ -550,23 +553,28 @@ class Tx:
     def _roll_back_to(self, mark: _Mark) -> None:
         # The database is as it was at the SAVEPOINT: what was written out by then stays
         # written; what was deferred by then (written out since or not) is deferred again.
-        for sql, rows in self._rows.items():
-            del rows[mark.rows.get(sql, 0) :]
-            self._flushed[sql] = mark.flushed.get(sql, 0)
+        del self._inserts[mark.inserts :]
+        self._written = mark.written
         for key, amount in self._adds[mark.adds :]:
             self._sums[key] -= amount
         del self._adds[mark.adds :]
-        self._adds_flushed = mark.adds_flushed
+        self._adds_written = mark.adds_written
         self._pending_sums = {}
-        for key, amount in self._adds[mark.adds_flushed :]:
+        for key, amount in self._adds[mark.adds_written :]:
             self._pending_sums[key] = self._pending_sums.get(key, 0) + amount
         self._unwritten = True
-        self.heads, self.dirty = mark.heads, mark.dirty
+        log = self._head_log
+        while len(log) > mark.heads:
+            room, before = log.pop()
+            if before is None:
+                del self.heads[room]
+            else:
+                self.heads[room] = before
 
     async def flush_heads(self) -> None:
         """Write out everything deferred and the changed ledger heads: before the commit."""
         self._write_out()
-        for room in sorted(self.dirty):
+        for room in sorted(self.dirty & self.heads.keys()):
             h = self.heads[room]
             self._conn.execute(
                 "INSERT INTO ledger_head (room, size, head, frontier, rules, rule_sources) "
@@ -722,8 +730,7 @@ class Tx:
         frontier = MerkleFrontier()
         frontier.append(entry.leaf_hash())
         await self._insert_entry(entry)
-        self.heads[room] = LedgerHead(1, entry.hash(), frontier.nodes(), rules, sources)
-        self.dirty.add(room)
+        self._set_head(room, LedgerHead(1, entry.hash(), frontier.nodes(), rules, sources))
         return entry
 
     async def append(
@@ -765,15 +772,13 @@ class Tx:
                 "INSERT INTO ledger_text (room, seq, text, salt) VALUES (?, ?, ?, ?)",
                 (room, entry.seq, text, salt.hex()),
             )
-        frontier = MerkleFrontier.from_nodes(current.size, current.nodes)
-        frontier.append(entry.leaf_hash())
+        nodes = frontier_after(current.size, current.nodes, entry.leaf_hash())
         await self._apply_effects(entry, rules)
         sources = current.sources
         if kind in RULE_KINDS:
             rules = rules.with_change(str(entry.data["key"]), entry.data["value"])
             sources = {**sources, str(entry.data["key"]): rule_source or f"entry {entry.seq}"}
-        self.heads[room] = LedgerHead(entry.seq, entry.hash(), frontier.nodes(), rules, sources)
-        self.dirty.add(room)
+        self._set_head(room, LedgerHead(entry.seq, entry.hash(), nodes, rules, sources))
         return entry
 
     async def _insert_entry(self, entry: LedgerEntry) -> None:

@@ -35,7 +35,11 @@ async def dispatch(ctx: Context, text: str) -> Reply | None:
     split = split_command(text, ctx.prefix)
     if split is None:
         return None
-    name, rest = split
+    return await run_command(ctx, *split)
+
+
+async def run_command(ctx: Context, name: str, rest: str) -> Reply:
+    """The reply to the command `name` with the text after it, `rest` (see `split_command`)."""
     try:
         cmd = find_command(ctx.registry, name, ctx.prefix)
         needs_members = any(p.kind in _USER_KINDS for p in cmd.params)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from html.parser import HTMLParser
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
@@ -98,9 +99,14 @@ def command_text(content: Mapping[str, Any]) -> str:
     return _strip_reply_fallback(body).strip()
 
 
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
 def _relates(content: Mapping[str, Any]) -> Mapping[str, Any]:
     rel = content.get("m.relates_to")
-    return rel if isinstance(rel, Mapping) else {}
+    if rel is None:  # most messages: no need for the (slow) Mapping test
+        return _NOTHING
+    return rel if isinstance(rel, Mapping) else _NOTHING
 
 
 def edited_event(content: Mapping[str, Any]) -> str | None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from commands.declare import Args, Command, Kind, Option, Param, Reason, Registry
 from commands.errors import UserError
@@ -41,8 +40,7 @@ _NAME_TRAILER = ",:;"
 MAX_INT = 10**9
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a tuple: several are made for every command
     text: str
     start: int
     end: int

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 from urllib.parse import quote
@@ -98,42 +98,61 @@ def _quiet(text: str) -> str:
     return text[:2] + NO_PING + text[2:] if len(text) > 2 else text
 
 
+def render(fragment: Fragment) -> tuple[str, str]:
+    """The plain text and the HTML of `fragment`, made in one walk over it."""
+    plain: list[str] = []
+    markup: list[str] = []
+    _render(fragment, plain.append, markup.append)
+    return "".join(plain), "".join(markup)
+
+
 def to_plain(fragment: Fragment) -> str:
-    match fragment:
-        case str():
-            return fragment
-        case Seq(parts) | Bold(parts) | Italic(parts):
-            return "".join(to_plain(p) for p in parts)
-        case Code(text):
-            return text
-        case UserLink(user_id, quiet):
-            return _quiet(user_id) if quiet else user_id
-        case Lines(items):
-            return "\n".join(to_plain(i) for i in items)
-        case Bullets(items):
-            return "\n".join("• " + to_plain(i) for i in items)
-    raise TypeError(f"not a fragment: {fragment!r}")
+    return render(fragment)[0]
 
 
 def to_html(fragment: Fragment) -> str:
-    match fragment:
-        case str():
-            return html.escape(fragment).replace("\n", "<br>")
-        case Seq(parts):
-            return "".join(to_html(p) for p in parts)
-        case Bold(parts):
-            return "<b>" + "".join(to_html(p) for p in parts) + "</b>"
-        case Italic(parts):
-            return "<i>" + "".join(to_html(p) for p in parts) + "</i>"
-        case Code(text):
-            return "<code>" + html.escape(text) + "</code>"
-        case UserLink(user_id, quiet):
-            return _user_html(user_id, quiet)
-        case Lines(items):
-            return "<br>".join(to_html(i) for i in items)
-        case Bullets(items):
-            return "<ul>" + "".join("<li>" + to_html(i) + "</li>" for i in items) + "</ul>"
-    raise TypeError(f"not a fragment: {fragment!r}")
+    return render(fragment)[1]
+
+
+def _render(
+    fragment: Fragment, plain: Callable[[str], None], markup: Callable[[str], None]
+) -> None:
+    # The most frequent kinds first: this runs for every piece of every reply.
+    if isinstance(fragment, str):
+        plain(fragment)
+        markup(html.escape(fragment).replace("\n", "<br>"))
+    elif isinstance(fragment, Seq):
+        for part in fragment.parts:
+            _render(part, plain, markup)
+    elif isinstance(fragment, UserLink):
+        user_id, quiet = fragment.user_id, fragment.quiet
+        plain(_quiet(user_id) if quiet else user_id)
+        markup(_user_html(user_id, quiet))
+    elif isinstance(fragment, Bold | Italic):
+        tag = "b" if isinstance(fragment, Bold) else "i"
+        markup(f"<{tag}>")
+        for part in fragment.parts:
+            _render(part, plain, markup)
+        markup(f"</{tag}>")
+    elif isinstance(fragment, Code):
+        plain(fragment.text)
+        markup("<code>" + html.escape(fragment.text) + "</code>")
+    elif isinstance(fragment, Lines):
+        for i, item in enumerate(fragment.lines):
+            if i:
+                plain("\n")
+                markup("<br>")
+            _render(item, plain, markup)
+    elif isinstance(fragment, Bullets):
+        markup("<ul>")
+        for i, item in enumerate(fragment.items):
+            plain("\n• " if i else "• ")
+            markup("<li>")
+            _render(item, plain, markup)
+            markup("</li>")
+        markup("</ul>")
+    else:
+        raise TypeError(f"not a fragment: {fragment!r}")
 
 
 @functools.lru_cache(maxsize=4096)  # the same few members are named in reply after reply
@@ -188,7 +207,7 @@ def message_content(
     reply: Reply, *, in_reply_to: str | None = None, thread_root: str | None = None
 ) -> dict[str, object]:
     """The content of the `m.room.message` event for `reply`."""
-    body, formatted = to_plain(reply.body), to_html(reply.body)
+    body, formatted = render(reply.body)
     content: dict[str, object] = {
         "msgtype": "m.text" if reply.ping else "m.notice",
         "body": body,

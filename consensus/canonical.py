@@ -9,14 +9,54 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 MAX_SAFE_INT = 2**53 - 1
 
+
+def reusable(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode` for trees of dicts, lists and scalars (no cycles), made faster.
+
+    `JSONEncoder.encode` builds a new C encoder for every call, a visible cost for values as
+    small as a ledger entry's data; this builds it once. Where the C encoder is missing, or
+    takes other arguments than the ones below (it is private to the json module), it is
+    `encoder.encode` itself.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None:
+        return encoder.encode
+    try:
+        c_encode = make(
+            None,  # no markers: the values encoded here are trees
+            encoder.default,
+            json.encoder.encode_basestring_ascii
+            if encoder.ensure_ascii
+            else json.encoder.encode_basestring,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            encoder.sort_keys,
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+        c_encode({"probe": [1, "x", None, True]}, 0)
+    except TypeError:
+        return encoder.encode
+    join = "".join
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return encoder.encode(value)
+        return join(c_encode(value, 0))
+
+    return encode
+
+
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
 )
+_encode_checked = reusable(_ENCODER)
 
 
 class CanonicalJSONError(ValueError):
@@ -72,7 +112,7 @@ def canonical_json_of_checked(value: Any) -> bytes:
     and integers in range (as `ledger.entry_problem` proves of an entry): only a lone surrogate
     can still be wrong, and encoding finds that."""
     try:
-        return _ENCODER.encode(value).encode("utf-8")
+        return _encode_checked(value).encode("utf-8")
     except UnicodeEncodeError:
         _check(value, "$")  # raises, naming where the lone surrogate is
         raise
@@ -81,8 +121,7 @@ def canonical_json_of_checked(value: Any) -> bytes:
 def canonical_text_of_checked(value: Any) -> str:
     """`canonical_json_of_checked` as text, not yet encoded: a lone surrogate is still in it,
     for the caller's encoding to find."""
-    text: str = _ENCODER.encode(value)
-    return text
+    return _encode_checked(value)
 
 
 def canonical_json(value: Any) -> bytes:

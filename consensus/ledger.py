@@ -324,7 +324,7 @@ class LedgerEntry:
     def __post_init__(self) -> None:
         fields = self.__dict__  # the dataclass fields, nothing else yet
         given = fields["data"]
-        if isinstance(given, Mapping) and type(given) is not dict:
+        if type(given) is not dict and isinstance(given, Mapping):
             fields = {**fields, "data": dict(given)}
         problem = entry_problem(fields)
         if problem:

@@ -260,6 +260,20 @@ class MerkleFrontier:
         return frontier
 
 
+def frontier_after(size: int, nodes: Sequence[bytes], leaf: bytes) -> tuple[bytes, ...]:
+    """The frontier (`MerkleFrontier.nodes`) after appending `leaf` to the frontier of `size`
+    leaves with these `nodes`, which must be one (they are not checked again: the ledger head
+    appends this way once per entry)."""
+    if len(leaf) != HASH_SIZE:
+        raise ValueError("a leaf hash is 32 bytes")
+    kept, node = list(nodes), leaf
+    while size & 1:  # each trailing 1 bit of the old size is a subtree the new leaf completes
+        node = node_hash(kept.pop(), node)
+        size >>= 1
+    kept.append(node)
+    return tuple(kept)
+
+
 class MerkleTree:
     """An append-only tree that keeps every perfect subtree, so the root, inclusion and
     consistency proofs of any earlier size cost O(log n) hashes."""

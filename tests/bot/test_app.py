@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import CRASHED, Bot, event_time
+from bot.app import CRASHED, Bot, SaltPool, event_time
 from bot.config import load_config
 from bot.storage import Storage
 from commands.declare import Command, Registry
@@ -62,6 +62,13 @@ async def handle(bot, timeline, received=2_000, initial=False):
 
 async def bodies(bot):
     return [row.content["body"] for row in await bot.storage.pending_outbox()]
+
+
+def test_salts_are_fresh_and_never_handed_out_twice():
+    pool = SaltPool(16, per_read=4)
+    salts = [pool.take() for _ in range(50)]  # across a dozen reads from the system
+    assert all(len(s) == 16 for s in salts)
+    assert len(set(salts)) == 50
 
 
 def test_event_time_is_clamped():

@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.storage import Storage
+from consensus.checkpoint import public_key_b64
 from consensus.ledger import KUDOS, OPTIN, OPTOUT
+from consensus.rules import RoomRules
 from consensus.scoring import ScoreBook, local_day
 from tests.bot.test_ledger_store import ROOM, T0, USERS
 from tests.bot.test_ledger_store import new_ledger as ledger_with
@@ -258,3 +260,22 @@ async def test_another_process_writing_is_noticed(store, tmp_path):
         assert (await tx.giver_state(ROOM, a, [b], DAY)).opted_out == {b}
     async with store.read() as tx:
         assert await tx.score(ROOM, b) == 5
+
+
+async def test_a_ledger_started_in_a_rolled_back_savepoint_is_gone(store):
+    other = "!other:example.org"
+    async with store.write() as tx:
+        with pytest.raises(Boom):
+            async with tx.savepoint():
+                await tx.start_ledger(
+                    other, ts=T0, actor=USERS[0], rules=RoomRules.defaults(), sources={},
+                    public_key=public_key_b64(bytes(32)), event=None,
+                )  # fmt: skip
+                await kudos(tx, USERS[0], USERS[1])  # and an entry in the first room
+                raise Boom
+        assert await tx.ledger_head(other) is None
+        assert (await tx.ledger_head(ROOM)).size == 1
+    async with store.read() as tx:
+        assert await tx.ledger_head(other) is None
+        assert (await tx.ledger_head(ROOM)).size == 1
+    assert await store.query("SELECT room FROM ledger_head") == [(ROOM,)]

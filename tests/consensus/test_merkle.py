@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consensus import merkle
-from consensus.merkle import EMPTY_ROOT, MerkleFrontier, MerkleTree
+from consensus.merkle import EMPTY_ROOT, MerkleFrontier, MerkleTree, frontier_after
 
 
 def sha(data: bytes) -> bytes:
@@ -276,6 +276,18 @@ def test_frontier_survives_serialisation(n: int, more: int) -> None:
     for leaf in extra:
         restored.append(leaf)
     assert restored.root() == mth(LEAVES[:n] + extra)
+
+
+@given(st.integers(0, MAX_N), st.integers(0, 20))
+def test_frontier_after_is_append_on_nodes(n: int, more: int) -> None:
+    frontier, nodes = MerkleFrontier(), ()
+    for size, leaf in enumerate(leaves_of(n + more)):
+        nodes = frontier_after(size, nodes, leaf)
+        frontier.append(leaf)
+        assert nodes == frontier.nodes()
+    assert MerkleFrontier.from_nodes(n + more, nodes).root() == mth(leaves_of(n + more))
+    with pytest.raises(ValueError, match="32 bytes"):
+        frontier_after(n + more, nodes, b"short")
 
 
 @pytest.mark.parametrize(
