@@ -381,6 +381,10 @@ class _Savepoint:
         self._tx._close(self._mark, failed=kind is not None)
 
 
+# A room's membership facts: (member since, by user; opted out, by user).
+_Facts = tuple[dict[str, int | None], dict[str, bool]]
+
+
 class Committed:
     """Committed values the kudos path reads for every command, kept in memory beside the ledger
     heads: aggregate totals by the keys of `Tx._add` (score, given per day, given per pair and
@@ -400,8 +404,7 @@ class Committed:
 
     def __init__(self) -> None:
         self.sums: dict[_Row, int] = {}
-        # room -> (member since, by user; opted out, by user)
-        self.facts: dict[str, tuple[dict[str, int | None], dict[str, bool]]] = {}
+        self.facts: dict[str, _Facts] = {}
 
     def clear(self) -> None:
         self.sums.clear()
@@ -729,7 +732,7 @@ class Tx:
         )
         frontier = MerkleFrontier()
         frontier.append(entry.leaf_hash())
-        await self._insert_entry(entry)
+        self._insert_entry(entry)
         self._set_head(room, LedgerHead(1, entry.hash(), frontier.nodes(), rules, sources))
         return entry
 
@@ -766,7 +769,7 @@ class Tx:
             rules=rules.hash(),
             prev=current.head,
         )
-        await self._insert_entry(entry)
+        self._insert_entry(entry)
         if text is not None and salt is not None:
             self._defer(
                 "INSERT INTO ledger_text (room, seq, text, salt) VALUES (?, ?, ?, ?)",
@@ -781,7 +784,7 @@ class Tx:
         self._set_head(room, LedgerHead(entry.seq, entry.hash(), nodes, rules, sources))
         return entry
 
-    async def _insert_entry(self, entry: LedgerEntry) -> None:
+    def _insert_entry(self, entry: LedgerEntry) -> None:
         self._defer(
             "INSERT INTO ledger (room, seq, ts, actor, kind, data, event, rules, prev, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -803,7 +806,7 @@ class Tx:
         """Update the aggregates for `entry`, written under `rules`."""
         room = entry.room
         if entry.kind in (KUDOS, ATTEND):
-            await self._apply_deltas(room, scoring.deltas(entry, rules))
+            self._apply_deltas(room, scoring.deltas(entry, rules))
         elif entry.kind in (REVERSAL, MOD_VOID):
             target = await self.entry(room, int(entry.data["target"]))
             if target is None:
@@ -814,7 +817,7 @@ class Tx:
                     "INSERT INTO voided (room, seq, by_seq) VALUES (?, ?, ?)",
                     (room, t.seq, entry.seq),
                 )
-                await self._apply_deltas(room, scoring.negate(await self._deltas_of(t)))
+                self._apply_deltas(room, scoring.negate(await self._deltas_of(t)))
             elif t.kind == MOD_VOID and entry.kind == REVERSAL:
                 # An appeal reverses a void: the voided entry counts again.
                 restored = await self.entry(room, int(t.data["target"]))
@@ -823,7 +826,7 @@ class Tx:
                     (room, int(t.data["target"]), t.seq),
                 )
                 if restored is not None and cur.rowcount:
-                    await self._apply_deltas(room, await self._deltas_of(restored.entry))
+                    self._apply_deltas(room, await self._deltas_of(restored.entry))
         elif entry.kind == OPTOUT:
             self.facts_changed.add(room)
             self._conn.execute(
@@ -864,7 +867,7 @@ class Tx:
                 rules = rules.with_change(payload["key"], payload["value"])
         return rules if rules is not None else head.rules
 
-    async def _apply_deltas(self, room: str, deltas: Sequence[scoring.Delta]) -> None:
+    def _apply_deltas(self, room: str, deltas: Sequence[scoring.Delta]) -> None:
         for d in deltas:
             self._add((_ADD_SCORE, room, d.receiver), d.amount)
             self._add((_ADD_SCORE_DAY, room, d.receiver, d.day), d.amount)
@@ -970,35 +973,48 @@ class Tx:
         """What a kudos check needs to know of `giver` on local `day`. A hot read (every kudos):
         from `Committed` when it knows every fact; else one statement for up to
         _PAIRS_PER_STATEMENT receivers (a long list of pills takes a few), nothing written out."""
-        unique = list(dict.fromkeys(receivers))
-        given_key = (_ADD_GIVEN_DAY, room, giver, day)
-        pair_keys = {r: (_ADD_PAIR_DAY, room, giver, r, day) for r in unique}
-        sums = self._committed.sums
+        unique = list(receivers) if len(receivers) == 1 else list(dict.fromkeys(receivers))
         facts = None if room in self.facts_changed else self._committed.facts.get(room)
-        if (
-            facts is None
-            or giver not in facts[0]
-            or giver not in facts[1]
-            or given_key not in sums
-            or any(r not in facts[1] or k not in sums for r, k in pair_keys.items())
-        ):
+        state = None if facts is None else self._known_giver_state(facts, room, giver, unique, day)
+        if state is None:
             facts = self._read_giver_facts(room, giver, unique, day)
+            state = self._known_giver_state(facts, room, giver, unique, day)
+            assert state is not None  # noqa: S101 (the facts just read are all there)
+        return state
+
+    def _known_giver_state(
+        self, facts: _Facts, room: str, giver: str, unique: list[str], day: str
+    ) -> scoring.GiverState | None:
+        """`giver_state` from the committed values and this transaction's own additions; None
+        if a fact is not known. A plain loop: this runs for every kudos."""
         since, opted = facts
-        mine = self._sums.get
+        sums, mine = self._committed.sums, self._sums
+        given_key = (_ADD_GIVEN_DAY, room, giver, day)
+        given = sums.get(given_key)
+        if given is None or giver not in since or giver not in opted:
+            return None
+        pairs: dict[str, int] = {}
+        out = [giver] if opted[giver] else []
+        for receiver in unique:
+            key = (_ADD_PAIR_DAY, room, giver, receiver, day)
+            pair = sums.get(key)
+            if pair is None or receiver not in opted:
+                return None
+            pairs[receiver] = pair + mine.get(key, 0)
+            if opted[receiver]:
+                out.append(receiver)
         return scoring.GiverState(
-            given_today=sums[given_key] + mine(given_key, 0),
-            pair_today={r: sums[k] + mine(k, 0) for r, k in pair_keys.items()},
+            given_today=given + mine.get(given_key, 0),
+            pair_today=pairs,
             member_since_ms=since[giver],
-            opted_out=frozenset(u for u in (giver, *unique) if opted[u]),
+            opted_out=frozenset(out),
         )
 
-    def _read_giver_facts(
-        self, room: str, giver: str, unique: list[str], day: str
-    ) -> tuple[dict[str, int | None], dict[str, bool]]:
+    def _read_giver_facts(self, room: str, giver: str, unique: list[str], day: str) -> _Facts:
         """Read `giver_state`'s facts from the database into `Committed` (or, for a room whose
         membership facts this transaction changed, into a copy only it uses)."""
         if room in self.facts_changed:
-            facts: tuple[dict[str, int | None], dict[str, bool]] = ({}, {})
+            facts: _Facts = ({}, {})
         else:
             facts = self._committed.facts.setdefault(room, ({}, {}))
         since, opted = facts

@@ -183,7 +183,7 @@ class Services:
     signing_key: bytes = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Context:
     room_id: str
     sender: str
@@ -198,6 +198,40 @@ class Context:
     services: Services
     rules: RoomRules
     reply_to: str | None = None  # the event the command replies to, if any
+
+    def __init__(
+        self,
+        *,
+        room_id: str,
+        sender: str,
+        event_id: str,
+        event_ts: int,
+        now_ms: int,
+        prefix: str,
+        bot_user_id: str,
+        room: RoomView,
+        registry: Registry,
+        store: Store,
+        services: Services,
+        rules: RoomRules,
+        reply_to: str | None = None,
+    ) -> None:
+        # Made for every event: one update of __dict__, not thirteen guarded assignments.
+        self.__dict__.update(
+            room_id=room_id,
+            sender=sender,
+            event_id=event_id,
+            event_ts=event_ts,
+            now_ms=now_ms,
+            prefix=prefix,
+            bot_user_id=bot_user_id,
+            room=room,
+            registry=registry,
+            store=store,
+            services=services,
+            rules=rules,
+            reply_to=reply_to,
+        )
 
     @property
     def moderator_level(self) -> int:

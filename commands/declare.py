@@ -7,6 +7,7 @@ Names are matched exactly through a dict (aliases included), never by prefix.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,16 @@ class Command:
     details: str = ""
     # A word that also starts the reason (kudos: "for"), besides `--`.
     reason_word: str | None = None
+
+    # Worked out once per command, not for every message that runs it.
+    @functools.cached_property
+    def names_users(self) -> bool:
+        """Whether a parameter names users (then the parser needs the room's members)."""
+        return any(p.kind in (Kind.USER, Kind.USERS) for p in self.params)
+
+    @functools.cached_property
+    def options_by_name(self) -> Mapping[str, Option]:
+        return {o.name: o for o in self.options}
 
     def usage(self, prefix: str) -> str:
         parts = [prefix + self.name]

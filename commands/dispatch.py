@@ -18,12 +18,10 @@ from commands import (  # noqa: F401
     rules,
 )
 from commands.context import Context
-from commands.declare import Kind, Permission
+from commands.declare import Permission
 from commands.errors import UserError
 from commands.parse import find_command, parse_args, split_command
 from commands.render import Reply, seq
-
-_USER_KINDS = (Kind.USER, Kind.USERS)
 
 
 def is_command(text: str, prefix: str) -> bool:
@@ -42,8 +40,7 @@ async def run_command(ctx: Context, name: str, rest: str) -> Reply:
     """The reply to the command `name` with the text after it, `rest` (see `split_command`)."""
     try:
         cmd = find_command(ctx.registry, name, ctx.prefix)
-        needs_members = any(p.kind in _USER_KINDS for p in cmd.params)
-        members = await ctx.room.members() if needs_members else None
+        members = await ctx.room.members() if cmd.names_users else None
         args = parse_args(cmd, rest, prefix=ctx.prefix, members=members)
         if cmd.permission is Permission.MODERATOR:
             level = await ctx.room.power_level(ctx.sender)

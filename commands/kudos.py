@@ -62,7 +62,7 @@ async def give(
             rules=rules,
             state=state,
             bot_user=ctx.bot_user_id,
-            members=list(members),
+            members=members.keys(),
             prefix=ctx.prefix,
         )
     except scoring.KudosRefused as refusal:

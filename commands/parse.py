@@ -99,7 +99,7 @@ def _split_reason(cmd: Command, rest: str, prefix: str) -> tuple[str, str | None
 def _split_options(
     cmd: Command, text: str, tokens: list[Token], prefix: str
 ) -> tuple[list[Token], dict[str, tuple[Option, list[Token]]]]:
-    declared = {o.name: o for o in cmd.options}
+    declared = cmd.options_by_name
     positional: list[Token] = []
     options: dict[str, tuple[Option, list[Token]]] = {}
     current: list[Token] | None = None

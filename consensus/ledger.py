@@ -307,7 +307,7 @@ def rules_hash(rules: Mapping[str, JSONScalar]) -> str:
     return sha256_hex(canonical_json(dict(rules)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LedgerEntry:
     """One ledger entry. Construction validates it; `data` is a read-only private copy."""
 
@@ -321,8 +321,32 @@ class LedgerEntry:
     rules: str
     prev: str
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        room: str,
+        seq: int,
+        ts: int,
+        actor: str,
+        kind: str,
+        data: Mapping[str, Any],
+        event: str | None,
+        rules: str,
+        prev: str,
+    ) -> None:
+        # Frozen: the fields go straight into __dict__ (one update, where the generated
+        # __init__ would make nine guarded assignments), then they are checked.
         fields = self.__dict__  # the dataclass fields, nothing else yet
+        fields.update(
+            room=room,
+            seq=seq,
+            ts=ts,
+            actor=actor,
+            kind=kind,
+            data=data,
+            event=event,
+            rules=rules,
+            prev=prev,
+        )
         given = fields["data"]
         if type(given) is not dict and isinstance(given, Mapping):
             fields = {**fields, "data": dict(given)}
@@ -340,7 +364,7 @@ class LedgerEntry:
         # A copy nobody else holds, so the hash stays true, in canonical key order: a copy of
         # the data is deep enough when every value is a scalar; else re-read its JSON.
         data = fields["data"]
-        if all(type(v) in _SCALARS for v in data.values()):
+        if _SCALARS.issuperset(map(type, data.values())):
             data = {key: data[key] for key in sorted(data)}
         else:
             data = json.loads(data_json)
@@ -414,11 +438,13 @@ def _encode_checked(fields: Mapping[str, Any]) -> tuple[str, bytes]:
     string holds a lone surrogate."""
     data_json = canonical_text_of_checked(fields["data"])
     event = fields["event"]
+    # kind, prev and rules are checked to be plain ASCII words (a kind, hex digits) with
+    # nothing to escape; the other strings are escaped.
     encoded = (
         f'{{"actor":{_quote(fields["actor"])},"data":{data_json},'
-        f'"event":{"null" if event is None else _quote(event)},"kind":{_quote(fields["kind"])},'
-        f'"prev":{_quote(fields["prev"])},"room":{_quote(fields["room"])},'
-        f'"rules":{_quote(fields["rules"])},"seq":{fields["seq"]:d},"ts":{fields["ts"]:d}}}'
+        f'"event":{"null" if event is None else _quote(event)},"kind":"{fields["kind"]}",'
+        f'"prev":"{fields["prev"]}","room":{_quote(fields["room"])},'
+        f'"rules":"{fields["rules"]}","seq":{fields["seq"]:d},"ts":{fields["ts"]:d}}}'
     ).encode()
     return data_json, encoded
 
