@@ -171,7 +171,7 @@ async def reaction(ctx: Context, target_event: str, key: str) -> Reply | None:
 
 async def redaction(ctx: Context, redacted_event: str) -> None:
     """A redacted kudos reaction takes its kudos back, as a new reversal entry."""
-    found = await ctx.store.entry_by_event(ctx.room_id, redacted_event)
+    found = await ctx.store.reaction_kudos(ctx.room_id, redacted_event)
     if found is None or found.entry.kind != KUDOS or found.entry.data.get("via") != "reaction":
         return
     if found.entry.actor != ctx.sender:

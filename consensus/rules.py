@@ -569,88 +569,88 @@ class RoomRules:
             ms = parsed[key] = parse_duration(self._str(key))
         return ms
 
-    @property
+    @functools.cached_property  # rules never change: each is worked out once
     def timezone(self) -> str:
         return self._str("timezone")
 
-    @property
+    @functools.cached_property
     def daily_allowance(self) -> int:
         return self._int("kudos.daily_allowance")
 
-    @property
+    @functools.cached_property
     def max_per_message(self) -> int:
         return self._int("kudos.max_per_message")
 
-    @property
+    @functools.cached_property
     def pair_daily_cap(self) -> int:
         return self._int("kudos.pair_daily_cap")
 
-    @property
+    @functools.cached_property
     def reaction_emoji(self) -> tuple[str, ...]:
         return tuple(self._str("kudos.reaction_emoji").split(","))
 
-    @property
+    @functools.cached_property
     def min_membership_ms(self) -> int:
         return self._ms("kudos.min_membership")
 
-    @property
+    @functools.cached_property
     def half_life_ms(self) -> int | None:
         text = self._str("kudos.half_life")
         return None if text == OFF else parse_duration(text)
 
-    @property
+    @functools.cached_property
     def proposal_method(self) -> str:
         return self._str("proposal.method")
 
-    @property
+    @functools.cached_property
     def proposal_duration_ms(self) -> int:
         return self._ms("proposal.duration")
 
-    @property
+    @functools.cached_property
     def proposal_quorum(self) -> int:
         return self._int("proposal.quorum")
 
-    @property
+    @functools.cached_property
     def supermajority(self) -> Fraction:
         return Fraction(self._str("proposal.supermajority"))
 
-    @property
+    @functools.cached_property
     def poll_duration_ms(self) -> int:
         return self._ms("poll.duration")
 
-    @property
+    @functools.cached_property
     def reminders_ms(self) -> tuple[int, ...]:
         """Reminder offsets before the action, largest first; empty when off."""
         text = self._str("action.reminders")
         return () if text == OFF else tuple(parse_duration(t) for t in text.split(","))
 
-    @property
+    @functools.cached_property
     def attendance_kudos(self) -> int:
         return self._int("action.attendance_kudos")
 
-    @property
+    @functools.cached_property
     def report_time(self) -> tuple[int, int]:
         hours, minutes = self._str("report.time").split(":")
         return int(hours), int(minutes)
 
-    @property
+    @functools.cached_property
     def moderators_room(self) -> str | None:
         value = self.values["report.moderators_room"]
         return value if isinstance(value, str) else None
 
-    @property
+    @functools.cached_property
     def moderation_power_level(self) -> int:
         return self._int("moderation.power_level")
 
-    @property
+    @functools.cached_property
     def rule_change_method(self) -> str:
         return self._str("governance.rule_change_method")
 
-    @property
+    @functools.cached_property
     def rule_change_quorum(self) -> int:
         return self._int("governance.rule_change_quorum")
 
-    @property
+    @functools.cached_property
     def rule_change_duration_ms(self) -> int:
         return self._ms("governance.rule_change_duration")
 

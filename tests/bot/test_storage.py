@@ -2,7 +2,9 @@ import sqlite3
 
 import pytest
 
+from bot import storage as module
 from bot.storage import MIGRATIONS, Storage, StorageError
+from tests.bot.test_ledger_store import ROOM, T0, USERS, new_ledger
 
 
 async def test_migrates_and_reopens(tmp_path):
@@ -85,3 +87,30 @@ async def test_rooms_rejoin_resets_join_point(tmp_path):
         room = await tx.get_room("!r:x")
     assert (room.joined_ts, room.join_event, room.left_ts) == (300, "$join2", None)
     await store.close()
+
+
+async def test_reaction_kudos_are_found_across_the_index_migration(tmp_path, monkeypatch):
+    # A database from before migration 5 (every entry's event indexed) holds a reaction's
+    # kudos and a command's; after the upgrade only the reaction's is indexed, and found.
+    path = tmp_path / "c.db"
+    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:4])
+    store = await new_ledger(path)
+    async with store.write() as tx:
+        for via, event in (("reaction", "$react"), ("command", "$cmd")):
+            await tx.append(
+                ROOM, ts=T0 + 1, actor=USERS[0], kind="kudos", event=event,
+                data={"to": USERS[1], "amount": 1, "via": via, "ref": None, "text_sha256": None},
+            )  # fmt: skip
+    await store.close()
+    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS)
+    store = await Storage.open(path)
+    try:
+        assert await store.query("PRAGMA user_version") == [(len(MIGRATIONS),)]
+        indexes = {row[1] for row in await store.query("PRAGMA index_list(ledger)")}
+        assert "ledger_by_reaction" in indexes and "ledger_by_event" not in indexes
+        async with store.read() as tx:
+            found = await tx.reaction_kudos(ROOM, "$react")
+            assert found is not None and found.entry.data["via"] == "reaction"
+            assert await tx.reaction_kudos(ROOM, "$cmd") is None
+    finally:
+        await store.close()
