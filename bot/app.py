@@ -403,7 +403,7 @@ class Bot:
 
     async def _notice(self, tx: Tx, room_id: str, source: str, text: str, now: int) -> None:
         content = message_content(Reply(seq(text), as_reply=False))
-        await tx.enqueue(room_id, txn_id(source), "m.room.message", content, now)
+        await tx.enqueue(room_id, txn_id(source, at=now), "m.room.message", content, now)
 
     # -- one event ------------------------------------------------------------------------
 
@@ -578,7 +578,7 @@ class Bot:
     ) -> None:
         """Queue a reply (and the events that go with it) in the outbox of this transaction."""
         content = message_content(reply, in_reply_to=in_reply_to, thread_root=thread_root)
-        await tx.enqueue(room_id, txn_id(source), "m.room.message", content, now)
+        await tx.enqueue(room_id, txn_id(source, at=now), "m.room.message", content, now)
         if reply.export_size is not None:
             # Built and uploaded by the outbox after the commit: files are not made in a
             # transaction. The job names the size, so a resend exports the same entries.
@@ -587,10 +587,10 @@ class Bot:
                 "in_reply_to": in_reply_to,
                 "thread_root": thread_root,
             }
-            await tx.enqueue(room_id, txn_id(source, 1), EXPORT_JOB, job, now)
+            await tx.enqueue(room_id, txn_id(source, 1, at=now), EXPORT_JOB, job, now)
         for extra in reply.extra:
             await tx.enqueue(
-                room_id, txn_id(source, extra.key), extra.event_type, extra.content, now
+                room_id, txn_id(source, extra.key, at=now), extra.event_type, extra.content, now
             )
 
     # -- deadlines ------------------------------------------------------------------------
@@ -726,15 +726,19 @@ class Bot:
             for i, message in enumerate(report_messages(report, include_flags=public_flags)):
                 content = message_content(message)
                 await tx.enqueue(
-                    room_id, txn_id(source, f"part{i}"), "m.room.message", content, now
+                    room_id, txn_id(source, f"part{i}", at=now), "m.room.message", content, now
                 )
             chart = {"path": str(files.png), "name": f"activity-{day}.png"}
-            await tx.enqueue(room_id, txn_id(source, "chart"), IMAGE_JOB, chart, now)
+            await tx.enqueue(room_id, txn_id(source, "chart", at=now), IMAGE_JOB, chart, now)
             flags = flags_message(report)
             if rules.moderators_room and flags is not None:
                 content = message_content(flags)
                 await tx.enqueue(
-                    rules.moderators_room, txn_id(source, "flags"), "m.room.message", content, now
+                    rules.moderators_room,
+                    txn_id(source, "flags", at=now),
+                    "m.room.message",
+                    content,
+                    now,
                 )
             size = report.checkpoint.size if report.checkpoint is not None else None
             await tx.add_report(room_id, day, now, size)

@@ -281,7 +281,9 @@ def cmd_rules_set(args: argparse.Namespace) -> int:
                 )
                 content = message_content(Reply(seq(text), as_reply=False))
                 source = f"override:{args.room}:{entry.seq}"
-                await tx.enqueue(args.room, txn_id(source), "m.room.message", content, entry.ts)
+                await tx.enqueue(
+                    args.room, txn_id(source, at=entry.ts), "m.room.message", content, entry.ts
+                )
                 return entry.seq
         finally:
             await storage.close()

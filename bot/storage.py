@@ -670,7 +670,7 @@ class Tx:
     async def enqueue(
         self, room_id: str, txn_id: str, event_type: str, content: dict[str, Any], now: int
     ) -> None:
-        # The txn_id is derived from the source event, so a replayed source can't queue twice.
+        # A row already queued under this txn_id is kept, never doubled (see render.txn_id).
         self._defer(
             "INSERT INTO outbox (room_id, txn_id, event_type, content, created_ts) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (txn_id) DO NOTHING",

@@ -276,12 +276,14 @@ async def open_item(
         text=text,
         salt=ctx.services.new_salt(),
     )  # fmt: skip
+    # The shell queues the native poll with this ID (see `txn_id`): as a reply, at now_ms.
+    poll_txn = txn_id(ctx.event_id, "poll", at=ctx.now_ms) if native else None
     await ctx.store.add_item(
         Item(
             room=ctx.room_id, item=number, type=kind, author=ctx.sender, open_seq=entry.seq,
             open_event=ctx.event_id, status="open", method=method, options=options, quorum=quorum,
             closes=closes, at=None, need=None, rule_key=rule_key, rule_value=rule_value,
-            target=target, poll_txn=txn_id(ctx.event_id, "poll") if native else None,
+            target=target, poll_txn=poll_txn,
         )
     )  # fmt: skip
     tz = ctx.rules.timezone

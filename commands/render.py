@@ -167,7 +167,7 @@ class Outgoing:
     """Another event a handler wants sent with its reply (a native poll, a poll's end).
 
     `key` tells apart the events one source causes; the shell derives each event's transaction
-    ID from (source event, key), so a replay never sends it twice.
+    ID from (source event, key, time queued): see `txn_id`.
     """
 
     event_type: str
@@ -175,10 +175,16 @@ class Outgoing:
     key: str
 
 
-def txn_id(source: str, key: str | int = 0) -> str:
-    """A transaction ID that is the same every time the same source produces the same event."""
+def txn_id(source: str, key: str | int = 0, *, at: int) -> str:
+    """The transaction ID of the event that `source` causes with `key`, queued at `at` (ms; for a
+    reply, when its source event was received). The same arguments give the same ID, so a
+    handler can name an event the shell is about to queue (a native poll's).
+
+    It starts with `at` in hex: IDs queued one after another sort together, so the outbox's
+    unique index on them grows at its end, where a hash alone put every reply at a random place
+    of it (and the commit wrote a page of it per reply)."""
     digest = hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()
-    return f"commons.{digest[:40]}"
+    return f"commons.{at:011x}.{digest[:32]}"
 
 
 @dataclass(frozen=True)
