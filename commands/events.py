@@ -80,9 +80,9 @@ def html_to_command_text(formatted_body: str) -> str:
 
 def _strip_reply_fallback(body: str) -> str:
     # Older clients quote the replied-to message as "> " lines, then a blank line.
-    lines = body.split("\n")
-    if not lines or not lines[0].startswith("> "):
+    if not body.startswith("> "):
         return body
+    lines = body.split("\n")
     i = 0
     while i < len(lines) and lines[i].startswith(">"):
         i += 1

@@ -105,7 +105,7 @@ def _split_options(
     current: list[Token] | None = None
     current_line_end = 0
     for tok in tokens:
-        match = _OPTION.match(tok.text)
+        match = _OPTION.match(tok.text) if tok.text.startswith("--") else None
         if match:
             option = declared.get(match.group(1))
             if option is None:
