@@ -165,7 +165,7 @@ def check_kudos(
     `amount` is per receiver. A giver whose join the bot never saw (`member_since_ms` None) was
     in the room before the bot, so `kudos.min_membership` does not hold them back.
     """
-    unique = tuple(dict.fromkeys(receivers))
+    unique = tuple(receivers) if len(receivers) == 1 else tuple(dict.fromkeys(receivers))
     if giver in state.opted_out:
         raise KudosRefused(f"You opted out of kudos; send {prefix}optin to take part again.")
     if not unique:
