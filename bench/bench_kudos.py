@@ -127,7 +127,7 @@ async def read_latency(folder: Path, entries: int) -> None:
                 head = await tx.ledger_head(ROOM)
                 ctx = Context(
                     room_id=ROOM, sender=USERS[0], event_id="$x", event_ts=now, now_ms=now,
-                    prefix="!", bot_user_id=BOT, room=NioRoomView(state, None),
+                    source_ts=now, prefix="!", bot_user_id=BOT, room=NioRoomView(state, None),
                     registry=bot.registry, store=tx, services=bot.services, rules=head.rules,
                 )  # fmt: skip
                 t = time.perf_counter()

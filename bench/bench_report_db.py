@@ -479,7 +479,8 @@ async def run_once(
             made = await tx.report_days(ROOM)
             ctx = Context(
                 room_id=ROOM, sender=BOT, event_id=f"job:report:{ROOM}:{day}", event_ts=now,
-                now_ms=now, prefix="!", bot_user_id=BOT, room=room, registry=REGISTRY,
+                now_ms=now, source_ts=now, prefix="!", bot_user_id=BOT, room=room,
+                registry=REGISTRY,
                 store=tx, services=Services(lambda: os.urandom(16), public_key(), SIGNING_KEY),
                 rules=head.rules,
             )  # fmt: skip

@@ -376,7 +376,7 @@ class Bot:
         # says what matters there. A room found on the first sync of a new database is not a
         # new join, so it gets no welcome either.
         if join_id is not None and not (initial and join_at is None) and not state.encrypted:
-            await self._welcome(tx, state.room_id, join_id, received)
+            await self._welcome(tx, state.room_id, join_id, joined_ts, received)
         return start
 
     async def _start_ledger(
@@ -398,12 +398,15 @@ class Bot:
         for user_id in state.members:
             await tx.set_member(state.room_id, user_id, joined_ts)
 
-    async def _welcome(self, tx: Tx, room_id: str, source: str, now: int) -> None:
-        await self._notice(tx, room_id, source, WELCOME.format(p=self.prefix), now)
+    async def _welcome(self, tx: Tx, room_id: str, source: str, at: int, now: int) -> None:
+        await self._notice(tx, room_id, source, WELCOME.format(p=self.prefix), now, at=at)
 
-    async def _notice(self, tx: Tx, room_id: str, source: str, text: str, now: int) -> None:
+    async def _notice(
+        self, tx: Tx, room_id: str, source: str, text: str, now: int, *, at: int | None = None
+    ) -> None:
         content = message_content(Reply(seq(text), as_reply=False))
-        await tx.enqueue(room_id, txn_id(source, at=now), "m.room.message", content, now)
+        at = now if at is None else at
+        await tx.enqueue(room_id, txn_id(source, at=at), "m.room.message", content, now)
 
     # -- one event ------------------------------------------------------------------------
 
@@ -477,6 +480,7 @@ class Bot:
             event_id=ev.event_id,
             event_ts=ts,
             now_ms=ev.received_ms,
+            source_ts=ev.origin_ts,
             prefix=self.prefix,
             bot_user_id=self.user_id,
             room=NioRoomView(state, self.client),
@@ -540,7 +544,9 @@ class Bot:
         """Answer a reaction or poll answer under the message it relates to: no client shows
         a reply to a reaction or a poll answer. (A failure is caught by the event's savepoint.)"""
         if reply is not None:
-            await self._send(tx, ev.room_id, ev.event_id, reply, in_reply_to=target, now=now)
+            await self._send(
+                tx, ev.room_id, ev.event_id, reply, in_reply_to=target, at=ev.origin_ts, now=now
+            )
 
     async def _handle_edit(self, tx: Tx, ev: Incoming, original: str) -> str:
         before = await tx.handled_event(original)
@@ -562,6 +568,7 @@ class Bot:
             reply,
             in_reply_to=ev.event_id,
             thread_root=thread_root(ev.content),
+            at=ev.origin_ts,
             now=ev.received_ms,
         )
 
@@ -574,11 +581,13 @@ class Bot:
         *,
         in_reply_to: str | None,
         thread_root: str | None = None,
+        at: int,
         now: int,
     ) -> None:
-        """Queue a reply (and the events that go with it) in the outbox of this transaction."""
+        """Queue a reply (and the events that go with it) in the outbox of this transaction;
+        `at` is the source's own time (see `txn_id`), `now` when the reply is queued."""
         content = message_content(reply, in_reply_to=in_reply_to, thread_root=thread_root)
-        await tx.enqueue(room_id, txn_id(source, at=now), "m.room.message", content, now)
+        await tx.enqueue(room_id, txn_id(source, at=at), "m.room.message", content, now)
         if reply.export_size is not None:
             # Built and uploaded by the outbox after the commit: files are not made in a
             # transaction. The job names the size, so a resend exports the same entries.
@@ -587,10 +596,10 @@ class Bot:
                 "in_reply_to": in_reply_to,
                 "thread_root": thread_root,
             }
-            await tx.enqueue(room_id, txn_id(source, 1, at=now), EXPORT_JOB, job, now)
+            await tx.enqueue(room_id, txn_id(source, 1, at=at), EXPORT_JOB, job, now)
         for extra in reply.extra:
             await tx.enqueue(
-                room_id, txn_id(source, extra.key, at=now), extra.event_type, extra.content, now
+                room_id, txn_id(source, extra.key, at=at), extra.event_type, extra.content, now
             )
 
     # -- deadlines ------------------------------------------------------------------------
@@ -640,6 +649,7 @@ class Bot:
                         ctx.event_id,
                         reply,
                         in_reply_to=in_reply_to,
+                        at=ctx.source_ts,
                         now=ctx.now_ms,
                     )
         except Exception:
@@ -655,6 +665,7 @@ class Bot:
             event_id=source,
             event_ts=now,
             now_ms=now,
+            source_ts=now,
             prefix=self.prefix,
             bot_user_id=self.user_id,
             room=NioRoomView(self.rooms.setdefault(room_id, RoomState(room_id)), None),

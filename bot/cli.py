@@ -329,6 +329,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                     event_id="cli:report",
                     event_ts=now,
                     now_ms=now,
+                    source_ts=now,
                     prefix=config.bot.command_prefix,
                     bot_user_id=config.matrix.user_id,
                     room=NioRoomView(state, None),

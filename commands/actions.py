@@ -88,7 +88,7 @@ async def action(ctx: Context, args: Args) -> Reply:
             room=ctx.room_id, item=number, type="action", author=ctx.sender, open_seq=entry.seq,
             open_event=ctx.event_id, status="open", method=None, options=(), quorum=None,
             closes=closes, at=at, need=need, rule_key=None, rule_value=None, target=None,
-            poll_txn=txn_id(ctx.event_id, "poll", at=ctx.now_ms),
+            poll_txn=txn_id(ctx.event_id, "poll", at=ctx.source_ts),
         )
     )  # fmt: skip
     tz = ctx.rules.timezone

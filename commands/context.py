@@ -190,6 +190,9 @@ class Context:
     event_id: str
     event_ts: int  # the event's time by the time model (ms)
     now_ms: int  # when the bot received it (ms)
+    # The source's own time: an event's origin_server_ts as sent, a scheduled job's run time.
+    # It names the transaction IDs of the events it causes (see render.txn_id).
+    source_ts: int
     prefix: str
     bot_user_id: str
     room: RoomView
@@ -207,6 +210,7 @@ class Context:
         event_id: str,
         event_ts: int,
         now_ms: int,
+        source_ts: int,
         prefix: str,
         bot_user_id: str,
         room: RoomView,
@@ -223,6 +227,7 @@ class Context:
             event_id=event_id,
             event_ts=event_ts,
             now_ms=now_ms,
+            source_ts=source_ts,
             prefix=prefix,
             bot_user_id=bot_user_id,
             room=room,

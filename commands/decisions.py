@@ -276,8 +276,8 @@ async def open_item(
         text=text,
         salt=ctx.services.new_salt(),
     )  # fmt: skip
-    # The shell queues the native poll with this ID (see `txn_id`): as a reply, at now_ms.
-    poll_txn = txn_id(ctx.event_id, "poll", at=ctx.now_ms) if native else None
+    # The shell queues the native poll under this ID (see `txn_id`).
+    poll_txn = txn_id(ctx.event_id, "poll", at=ctx.source_ts) if native else None
     await ctx.store.add_item(
         Item(
             room=ctx.room_id, item=number, type=kind, author=ctx.sender, open_seq=entry.seq,

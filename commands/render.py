@@ -176,13 +176,14 @@ class Outgoing:
 
 
 def txn_id(source: str, key: str | int = 0, *, at: int) -> str:
-    """The transaction ID of the event that `source` causes with `key`, queued at `at` (ms; for a
-    reply, when its source event was received). The same arguments give the same ID, so a
-    handler can name an event the shell is about to queue (a native poll's).
+    """The transaction ID of the event that `source` causes with `key`; `at` is the source's own
+    time (`Context.source_ts`: an event's origin_server_ts, so the same event always gives the
+    same IDs, and a homeserver drops a resend as a duplicate). A handler can so name an event
+    the shell is about to queue (a native poll's).
 
-    It starts with `at` in hex: IDs queued one after another sort together, so the outbox's
-    unique index on them grows at its end, where a hash alone put every reply at a random place
-    of it (and the commit wrote a page of it per reply)."""
+    It starts with `at` in hex: IDs of events caused one after another sort together, so the
+    outbox's unique index on them grows at its end, where a hash alone put every reply at a
+    random place of it (and the commit wrote a page of it per reply)."""
     digest = hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()
     return f"commons.{at:011x}.{digest[:32]}"
 

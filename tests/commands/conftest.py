@@ -75,6 +75,7 @@ class Harness:
             event_id=event_id or f"$e{next(self._ids)}",
             event_ts=self.now,
             now_ms=self.now,
+            source_ts=self.now,
             prefix="!",
             bot_user_id=BOT,
             room=self.room,

@@ -26,6 +26,7 @@ def ctx(registry=REGISTRY, room=None, prefix="!"):
         event_id="$e",
         event_ts=1,
         now_ms=2,
+        source_ts=1,
         prefix=prefix,
         bot_user_id="@commons:x",
         room=room or Room(),

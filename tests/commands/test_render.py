@@ -9,6 +9,7 @@ from commands.render import (
     seq,
     to_html,
     to_plain,
+    txn_id,
     user,
 )
 
@@ -69,3 +70,15 @@ def test_oversized_messages_are_cut_to_fit_an_event():
     assert len(json.dumps(content, ensure_ascii=False).encode()) <= 60_000
     assert content["body"].endswith("(cut: too long for one message)")
     assert "<" not in content["formatted_body"]
+
+
+def test_transaction_ids_follow_the_source_and_sort_by_its_time():
+    first = txn_id("$event", at=1_764_150_000_000)
+    assert first == txn_id("$event", 0, at=1_764_150_000_000)  # the same source, the same ID
+    assert first.startswith("commons.") and len(first) <= 64
+    assert txn_id("$event", "poll", at=1_764_150_000_000) != first
+    assert txn_id("$other", at=1_764_150_000_000) != first
+    # Later sources sort after earlier ones, whatever their hashes.
+    times = [1_764_150_000_000 + step for step in (0, 1, 999, 86_400_000)]
+    ids = [txn_id(f"$e{i}", at=t) for i, t in enumerate(reversed(times))]
+    assert sorted(ids) == list(reversed(ids))
