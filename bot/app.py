@@ -37,7 +37,7 @@ from bot.outbox import EXPORT_JOB, IMAGE_JOB, Outbox
 from bot.reportfiles import write_report_files
 from bot.roomstate import RoomState
 from bot.session import NETWORK_ERRORS
-from bot.storage import SALT_BYTES, Storage, Tx
+from bot.storage import SALT_BYTES, Storage, StorageBroken, Tx
 from commands import actions as actions_commands
 from commands import decisions, reports
 from commands import kudos as kudos_commands
@@ -204,62 +204,83 @@ class Bot:
         since = await self.storage.get_kv("sync.next_batch")
         first = True
         delay = 1.0
-        while not self._stop.is_set():
-            try:
-                # The first sync after start asks for the full state, so our room state is
-                # complete without any store; later ones long-poll.
-                resp: Any = await self.client.sync(
-                    timeout=0 if first else SYNC_TIMEOUT_MS,
-                    since=since,
-                    full_state=first or None,
-                    sync_filter=SYNC_FILTER,
-                )
-            except NETWORK_ERRORS as exc:
-                resp = exc
-            if isinstance(resp, SyncResponse):
-                try:
-                    await self.handle_sync(resp, initial=since is None)
-                except Exception:
-                    # Nothing of the batch was committed; it comes again from the same token.
-                    log.exception("handling a sync batch failed; retrying in about %.0fs", delay)
-                    await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
-                    delay = min(delay * 2, 60.0)
+        # The next sync, asked for as soon as a batch is handled: it travels while the batch
+        # commits (on the storage's own thread) and the deadlines are looked at.
+        ahead: asyncio.Task[Any] | None = None
+        try:
+            while not self._stop.is_set():
+                request = ahead or asyncio.ensure_future(self._sync(since, first))
+                ahead = None
+                resp: Any = await request
+                if isinstance(resp, SyncResponse):
+                    try:
+                        await self.handle_sync(resp, initial=since is None)
+                    except StorageBroken as exc:
+                        raise FatalError(str(exc)) from exc
+                    except Exception:
+                        # Nothing of the batch was committed; it comes again from the same token.
+                        log.exception(
+                            "handling a sync batch failed; retrying in about %.0fs", delay
+                        )
+                        await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
+                        delay = min(delay * 2, 60.0)
+                        continue
+                    since = resp.next_batch
+                    first = False
+                    delay = 1.0
+                    ahead = asyncio.ensure_future(self._sync(since, first))
+                    self.outbox.wake()
+                    await self._watch_deadlines()
+                    if not self.ready.is_set():
+                        # The backlog is handled: only now may overdue deadlines fire, and a
+                        # daily report missed while the bot was down is made.
+                        self.deadlines.start()
+                        await self.close_due()
+                        self.ready.set()
+                        log.info("ready")
                     continue
-                since = resp.next_batch
-                first = False
-                delay = 1.0
-                self.outbox.wake()
-                await self._watch_deadlines()
-                if not self.ready.is_set():
-                    # The backlog is handled: only now may overdue deadlines fire, and a daily
-                    # report missed while the bot was down is made.
-                    self.deadlines.start()
-                    await self.close_due()
-                    self.ready.set()
-                    log.info("ready")
-                continue
-            if isinstance(resp, SyncError) and resp.status_code in ("M_UNKNOWN_TOKEN",):
-                async with self.storage.write() as tx:
-                    for key in ("session.access_token", "session.device_id"):
-                        await tx.delete_kv(key)
-                raise FatalError(
-                    "the homeserver rejected the access token (M_UNKNOWN_TOKEN): it was revoked "
-                    "or expired. Set a new matrix.access_token, or restart to log in again "
-                    "with the password."
-                )
-            if isinstance(resp, SyncError) and resp.status_code == "M_FORBIDDEN":
-                raise FatalError(f"the homeserver refused to sync (M_FORBIDDEN: {resp.message})")
-            # Server down or erroring: back off with jitter, capped, so a dead server sees a
-            # bounded request rate instead of a hot loop.
-            log.warning("sync failed (%s); retrying in about %.0fs", _describe(resp), delay)
-            try:
-                await asyncio.wait_for(
-                    self._stop.wait(),
-                    delay * (0.5 + random.random()),  # noqa: S311 (jitter)
-                )
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, 60.0)
+                if isinstance(resp, SyncError) and resp.status_code in ("M_UNKNOWN_TOKEN",):
+                    async with self.storage.write() as tx:
+                        for key in ("session.access_token", "session.device_id"):
+                            await tx.delete_kv(key)
+                    raise FatalError(
+                        "the homeserver rejected the access token (M_UNKNOWN_TOKEN): it was "
+                        "revoked or expired. Set a new matrix.access_token, or restart to log in "
+                        "again with the password."
+                    )
+                if isinstance(resp, SyncError) and resp.status_code == "M_FORBIDDEN":
+                    raise FatalError(
+                        f"the homeserver refused to sync (M_FORBIDDEN: {resp.message})"
+                    )
+                # Server down or erroring: back off with jitter, capped, so a dead server sees a
+                # bounded request rate instead of a hot loop.
+                log.warning("sync failed (%s); retrying in about %.0fs", _describe(resp), delay)
+                try:
+                    await asyncio.wait_for(
+                        self._stop.wait(),
+                        delay * (0.5 + random.random()),  # noqa: S311 (jitter)
+                    )
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 60.0)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _sync(self, since: str | None, first: bool) -> Any:
+        """One sync request: its response, or the network error it ended with."""
+        try:
+            # The first sync after start asks for the full state, so our room state is
+            # complete without any store; later ones long-poll.
+            return await self.client.sync(
+                timeout=0 if first else SYNC_TIMEOUT_MS,
+                since=since,
+                full_state=first or None,
+                sync_filter=SYNC_FILTER,
+            )
+        except NETWORK_ERRORS as exc:
+            return exc
 
     # -- one sync batch -------------------------------------------------------------------
 
@@ -280,7 +301,8 @@ class Bot:
                 timeline = older + timeline
             batches.append((room_id, state_events, timeline))
 
-        async with self.storage.write() as tx:
+        # Pipelined: the batch's commit runs beside whatever comes next (see Storage.write).
+        async with self.storage.write(pipelined=True) as tx:
             for room_id, state_events, timeline in batches:
                 await self._handle_room(tx, room_id, state_events, timeline, received, initial)
             for room_id in resp.rooms.leave:

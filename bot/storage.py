@@ -1,29 +1,37 @@
 """Storage: SQLite through aiosqlite. All SQL of Commons lives in this module.
 
-Rules: one connection, and every use of it goes through one lock, so concurrent handlers never
-interleave their transactions; writes start with `BEGIN IMMEDIATE`; migrations run one per
-transaction together with their version bump, and a database newer than the code is refused;
-`PRAGMA quick_check` runs at start. WAL with `synchronous=FULL`: a committed ledger entry
-survives a power cut.
+Rules: one connection (and a read-only one, see below), and every use of it goes through one
+lock, so concurrent handlers never interleave their transactions; writes start with `BEGIN
+IMMEDIATE`; migrations run one per transaction together with their version bump, and a database
+newer than the code is refused; `PRAGMA quick_check` runs at start. WAL with `synchronous=FULL`:
+a committed ledger entry survives a power cut.
 
 Why a transaction's statements don't go through aiosqlite's thread: each hop to that thread
 costs 50 to 100 µs of scheduling, while the statements of a command (none for most kudos, plus
 their share of the batch's deferred writes, see `Tx`) take a few µs each in SQLite. Inside a
 transaction our lock is held, so aiosqlite's thread is idle and the same connection can be used
-directly from the event loop's thread without any race; only
-BEGIN, COMMIT (which waits for the disk), ROLLBACK and the reads outside transactions go
-through aiosqlite, so the event loop never waits for an fsync.
+directly from the event loop's thread without any race; only BEGIN, COMMIT (which waits for the
+disk), ROLLBACK and the reads outside transactions go through aiosqlite, so the event loop never
+waits for an fsync.
+
+Sync batches use pipelined transactions (`Storage.write(pipelined=True)`): the COMMIT runs on a
+thread of its own (SQLite holds no Python lock meanwhile), and the next batch's transaction
+works from memory (deferred writes, the cached heads and `Committed` values, a read-only
+connection for the handled events) until it needs the database, when it waits for that commit.
+Every other use of the storage waits for it first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote
@@ -65,6 +73,12 @@ _TEXT_JSON = reusable(json.JSONEncoder(ensure_ascii=False, separators=(",", ":")
 
 class StorageError(Exception):
     """The database can't be used (corrupt, or written by a newer Commons)."""
+
+
+class StorageBroken(StorageError):
+    """A pipelined commit failed (see `Storage.write`): what the storage holds in memory may be
+    ahead of the database, so it refuses any further use. Restarting resumes from what was
+    committed; nothing of the lost batch was sent."""
 
 
 # The entries a reaction made (see migration 5 and `Tx.reaction_kudos`).
@@ -399,23 +413,30 @@ class Committed:
     and hands them over after its COMMIT (`after_commit`); a rolled-back one leaves nothing.
     Anything not here is read from the database and remembered. A membership or opt-out change
     drops its room's facts at the commit, and the transaction itself reads that room's facts
-    from the database until then. Another process's write (an operator's `commons rules set`)
-    empties everything (`Storage._notice_other_writers`).
+    from the database until then; the same goes for the rows of `rooms` (joined, left, told of
+    encryption), which every sync batch reads. Another process's write (an operator's `commons
+    rules set`) empties everything (`Storage._notice_other_writers`).
     """
 
     LIMIT = 200_000  # aggregate keys kept; past it the cache starts afresh (new days, new pairs)
 
-    __slots__ = ("facts", "sums")
+    __slots__ = ("facts", "rooms", "sums")
 
     def __init__(self) -> None:
         self.sums: dict[_Row, int] = {}
         self.facts: dict[str, _Facts] = {}
+        self.rooms: dict[str, Room | None] = {}
 
     def clear(self) -> None:
         self.sums.clear()
         self.facts.clear()
+        self.rooms.clear()
 
-    def after_commit(self, added: dict[_Row, int], facts_changed: set[str]) -> None:
+    def after_commit(
+        self, added: dict[_Row, int], facts_changed: set[str], rooms_changed: set[str]
+    ) -> None:
+        for room in rooms_changed:
+            self.rooms.pop(room, None)
         sums = self.sums
         if len(sums) > self.LIMIT:
             sums.clear()
@@ -444,11 +465,23 @@ class Tx:
     """
 
     def __init__(
-        self, db: aiosqlite.Connection, heads: dict[str, LedgerHead], committed: Committed
+        self,
+        db: aiosqlite.Connection,
+        heads: dict[str, LedgerHead],
+        committed: Committed,
+        pipeline: Storage | None = None,
     ) -> None:
         # Statements run directly on the connection (see the module docstring: inside a
         # transaction our lock is held, so aiosqlite's thread is idle).
-        self._raw: sqlite3.Connection = db._conn
+        self._db_raw: sqlite3.Connection = db._conn
+        # A pipelined transaction (`Storage.write(pipelined=True)`) begins only when it first
+        # needs the database (`_raw`): until then it works from memory while the batch before
+        # it is still committing. If beginning fails, the transaction is doomed: whatever caught
+        # the error, the block fails at its end.
+        self._pipeline = pipeline
+        self.begun = pipeline is None
+        self._doomed: BaseException | None = None
+        self.handled_here: set[str] = set()  # events this transaction marked handled
         self._marks: list[_Savepoint] = []
         # Deferred inserts (statement, row) in order, and how many are written out.
         self._inserts: list[tuple[str, _Row]] = []
@@ -464,12 +497,31 @@ class Tx:
         self._sums: dict[_Row, int] = {}
         self._committed = committed
         self.facts_changed: set[str] = set()
+        self.rooms_changed: set[str] = set()  # rooms whose `rooms` row this one changed
         # Ledger heads as this transaction sees them; `dirty` ones are written before commit
         # (a head a savepoint's rollback restored may stay dirty: writing it again is harmless).
         # Each change is logged with the head it replaced, for rollbacks.
         self.heads = dict(heads)
         self.dirty: set[str] = set()
         self._head_log: list[tuple[str, LedgerHead | None]] = []
+
+    @property
+    def _raw(self) -> sqlite3.Connection:
+        """The connection, in this transaction (begun now if it was not yet)."""
+        if not self.begun:
+            self._begin()
+        return self._db_raw
+
+    def _begin(self) -> None:
+        if self._doomed is not None:
+            raise StorageError("this batch can't be committed") from self._doomed
+        assert self._pipeline is not None  # noqa: S101 (only a pipelined one begins late)
+        try:
+            self._pipeline._begin_now()
+        except BaseException as exc:
+            self._doomed = exc
+            raise
+        self.begun = True
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -575,6 +627,9 @@ class Tx:
 
     async def flush_heads(self) -> None:
         """Write out everything deferred and the changed ledger heads: before the commit."""
+        if self._doomed is not None:
+            raise StorageError("this batch can't be committed") from self._doomed
+        self._raw  # noqa: B018 (begins a pipelined transaction that has not needed to yet)
         self._write_out()
         for room in sorted(self.dirty & self.heads.keys()):
             h = self.heads[room]
@@ -609,10 +664,18 @@ class Tx:
         return str(row[0]) if row else None
 
     async def get_room(self, room_id: str) -> Room | None:
+        # Every sync batch asks for each of its rooms: from `Committed` when it is there.
+        known = self._committed.rooms
+        if room_id in known and room_id not in self.rooms_changed:
+            return known[room_id]
         row = self._one(_ROOM_SELECT, (room_id,))
-        return Room(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+        room = Room(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+        if room_id not in self.rooms_changed:
+            known[room_id] = room
+        return room
 
     async def add_room(self, room_id: str, joined_ts: int, join_event: str | None) -> None:
+        self.rooms_changed.add(room_id)
         self._conn.execute(
             "INSERT INTO rooms (room_id, joined_ts, join_event) VALUES (?, ?, ?) "
             "ON CONFLICT (room_id) DO UPDATE SET joined_ts = excluded.joined_ts, "
@@ -621,9 +684,11 @@ class Tx:
         )
 
     async def mark_left(self, room_id: str, ts: int) -> None:
+        self.rooms_changed.add(room_id)
         self._conn.execute("UPDATE rooms SET left_ts = ? WHERE room_id = ?", (ts, room_id))
 
     async def mark_encrypted_notice(self, room_id: str) -> None:
+        self.rooms_changed.add(room_id)
         self._conn.execute("UPDATE rooms SET encrypted_notice = 1 WHERE room_id = ?", (room_id,))
 
     async def is_handled(self, event_id: str) -> bool:
@@ -632,13 +697,22 @@ class Tx:
         )
 
     async def handled_among(self, event_ids: Sequence[str]) -> set[str]:
-        """Those of `event_ids` handled already (a sync batch's timeline, in one statement)."""
-        rows = self._all(
+        """Those of `event_ids` handled already (a sync batch's timeline, in one statement).
+
+        A pipelined transaction not yet begun reads what is committed through the storage's
+        reader connection (the batch before may still be committing) and adds the events that
+        batch and this one marked handled: the batch need not wait for that commit."""
+        query = (
             "SELECT event_id FROM handled_events WHERE event_id IN "
-            "(SELECT value FROM json_each(?))",
-            (json.dumps(list(event_ids)),),
+            "(SELECT value FROM json_each(?))"
         )
-        return {str(r[0]) for r in rows}
+        params = (json.dumps(list(event_ids)),)
+        pipeline = self._pipeline
+        if self.begun or pipeline is None:
+            return {str(r[0]) for r in self._all(query, params)}
+        found = {str(r[0]) for r in pipeline._reader().execute(query, params).fetchall()}
+        elsewhere = pipeline.committing_handled | self.handled_here
+        return found | elsewhere.intersection(event_ids)
 
     async def handled_event(self, event_id: str) -> HandledEvent | None:
         row = self._one(
@@ -650,6 +724,7 @@ class Tx:
     async def mark_handled(
         self, event_id: str, room_id: str, sender: str, kind: str, now: int
     ) -> None:
+        self.handled_here.add(event_id)
         self._defer(
             "INSERT INTO handled_events (event_id, room_id, sender, kind, handled_ts) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -1517,6 +1592,14 @@ class Storage:
         self._heads: dict[str, LedgerHead] = {}  # committed ledger heads, by room
         self._committed = Committed()  # committed values of the hot aggregates
         self._seen_version = -1  # PRAGMA data_version when the two were last known good
+        # Pipelined commits (see `write`): the thread they run on, the one in flight, the
+        # events it marks handled, what broke the storage if one failed, and a read-only
+        # connection for what a transaction must know before the commit in flight is done.
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="commons-commit")
+        self._committing: Future[None] | None = None
+        self.committing_handled: frozenset[str] = frozenset()
+        self._broken: BaseException | None = None
+        self._reader_db: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Storage:
@@ -1540,14 +1623,78 @@ class Storage:
             if result != ["ok"]:
                 raise StorageError(f"{path}: database failed its integrity check: {result[0]}")
             await _migrate(db, path, MIGRATIONS)
+            version = await db.execute("PRAGMA data_version")
+            seen = await version.fetchone()
         except BaseException:
             await db.close()
             raise
-        return cls(db, path)
+        storage = cls(db, path)
+        storage._seen_version = int(seen[0]) if seen else -1
+        return storage
 
     async def close(self) -> None:
         async with self._lock:
-            await self._db.close()
+            try:
+                await self._settle()
+            except StorageBroken:
+                log.warning("closing a storage whose last commit failed")
+            finally:
+                self._committer.shutdown()
+                if self._reader_db is not None:
+                    self._reader_db.close()
+                await self._db.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """A read-only connection: it sees what is committed, even while a commit is running."""
+        if self._reader_db is None:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            reader = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout = 5000")
+            self._reader_db = reader
+        return self._reader_db
+
+    def _settle_now(self) -> None:
+        """Wait for the pipelined commit in flight, if any (blocking: a few ms); raise
+        StorageBroken if it failed, then and ever after."""
+        job = self._committing
+        if job is not None:
+            try:
+                job.result()
+            except BaseException as exc:
+                self._broken = exc
+            finally:
+                self._committing = None
+                self.committing_handled = frozenset()
+        if self._broken is not None:
+            raise StorageBroken(
+                f"committing a batch failed ({self._broken}); restart Commons to go on from "
+                "what was committed"
+            ) from self._broken
+
+    async def _settle(self) -> None:
+        """`_settle_now` without blocking the event loop."""
+        job = self._committing
+        if job is not None:
+            await asyncio.wait([asyncio.wrap_future(job)])
+        self._settle_now()
+
+    def _begin_now(self) -> None:
+        """Begin a pipelined transaction (`Tx._raw`): once the commit before it is done, and
+        only if no other process wrote since, for the transaction may have used cached values
+        (ledger heads, aggregates) already. Blocking, for a few ms at most, as a rule."""
+        self._settle_now()
+        raw = self._db._conn
+        raw.execute("BEGIN IMMEDIATE")
+        version = int(raw.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._seen_version:
+            raw.execute("ROLLBACK")
+            self._heads = {}
+            self._committed.clear()
+            self._seen_version = version
+            raise StorageError(
+                "another process wrote to the database while this batch was handled; "
+                "the batch has to be handled again"
+            )
 
     def _notice_other_writers(self) -> None:
         """Forget the cached heads and aggregates if another process (an operator's `commons
@@ -1560,40 +1707,68 @@ class Storage:
             self._seen_version = version
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Tx]:
-        """One write transaction: committed if the block ends normally, rolled back if not."""
+    async def write(self, *, pipelined: bool = False) -> AsyncIterator[Tx]:
+        """One write transaction: committed if the block ends normally, rolled back if not.
+
+        `pipelined` (sync batches): the COMMIT runs on a thread of its own while the caller goes
+        on, SQLite holding no Python lock meanwhile; the next pipelined transaction works from
+        memory, deferred writes and cached values, until it needs the database (`Tx._raw`),
+        and only then waits for that commit. Everything else that uses the storage waits for it
+        first, so nothing is read or sent before it is durable. If another process wrote in
+        between, the next transaction fails and its batch is handled again; if a pipelined
+        commit fails, the storage is broken (`StorageBroken`).
+        """
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            self._notice_other_writers()
-            tx = Tx(self._db, self._heads, self._committed)
+            if pipelined:
+                if self._broken is not None:
+                    self._settle_now()  # raises
+                tx = Tx(self._db, self._heads, self._committed, self)
+            else:
+                await self._settle()
+                await self._db.execute("BEGIN IMMEDIATE")
+                self._notice_other_writers()
+                tx = Tx(self._db, self._heads, self._committed)
             try:
                 yield tx
                 await tx.flush_heads()
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                if tx.begun:
+                    await self._db.execute("ROLLBACK")
                 raise
-            try:
-                await self._db.execute("COMMIT")
-            except BaseException:
-                # Whether the commit took is unknown: read everything afresh next time.
-                self._seen_version = -1
-                raise
+            if pipelined:
+                self._committing = self._committer.submit(_commit, self._db._conn)
+                self.committing_handled = frozenset(tx.handled_here)
+            else:
+                try:
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    # Whether the commit took is unknown: read everything afresh next time.
+                    self._seen_version = -1
+                    raise
             self._heads = tx.heads
-            self._committed.after_commit(tx._sums, tx.facts_changed)
+            self._committed.after_commit(tx._sums, tx.facts_changed, tx.rooms_changed)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """Reads under the lock, so they never see another coroutine's uncommitted writes."""
         async with self._lock:
+            await self._settle()
             self._notice_other_writers()
             yield Tx(self._db, self._heads, self._committed)
 
+    async def settled(self) -> None:
+        """Wait until every transaction is committed (StorageBroken if one failed)."""
+        async with self._lock:
+            await self._settle()
+
     async def get_kv(self, key: str) -> str | None:
         async with self._lock:
+            await self._settle()
             return await _get_kv(self._db, key)
 
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRow]:
         async with self._lock:
+            await self._settle()
             cur = await self._db.execute(
                 "SELECT id, room_id, txn_id, event_type, content FROM outbox "
                 "WHERE sent_ts IS NULL AND failed IS NULL ORDER BY id LIMIT ?",
@@ -1613,8 +1788,21 @@ class Storage:
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only queries for tests and diagnostics."""
         async with self._lock:
+            await self._settle()
             cur = await self._db.execute(sql, params)
             return [tuple(r) for r in await cur.fetchall()]
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    """A pipelined transaction's COMMIT, on the committer thread. If it fails, what is left of
+    the transaction is rolled back (the storage is broken then anyway)."""
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
 
 
 async def _migrate(db: aiosqlite.Connection, path: Path, migrations: list[list[str]]) -> None:
