@@ -263,6 +263,8 @@ class Bot:
                 except TimeoutError:
                     pass
                 delay = min(delay * 2, 60.0)
+        except StorageBroken as exc:  # found by whatever used the storage first
+            raise FatalError(str(exc)) from exc
         finally:
             if ahead is not None:
                 ahead.cancel()

@@ -514,7 +514,7 @@ class Tx:
 
     def _begin(self) -> None:
         if self._doomed is not None:
-            raise StorageError("this batch can't be committed") from self._doomed
+            raise self._doomed
         assert self._pipeline is not None  # noqa: S101 (only a pipelined one begins late)
         try:
             self._pipeline._begin_now()
@@ -628,7 +628,7 @@ class Tx:
     async def flush_heads(self) -> None:
         """Write out everything deferred and the changed ledger heads: before the commit."""
         if self._doomed is not None:
-            raise StorageError("this batch can't be committed") from self._doomed
+            raise self._doomed  # whatever a handler made of it, the batch fails with it
         self._raw  # noqa: B018 (begins a pipelined transaction that has not needed to yet)
         self._write_out()
         for room in sorted(self.dirty & self.heads.keys()):
