@@ -120,7 +120,7 @@ def _render(
     # The most frequent kinds first: this runs for every piece of every reply.
     if isinstance(fragment, str):
         plain(fragment)
-        markup(html.escape(fragment).replace("\n", "<br>"))
+        markup(_text_html(fragment) if len(fragment) <= _SHORT else _to_html_text(fragment))
     elif isinstance(fragment, Seq):
         for part in fragment.parts:
             _render(part, plain, markup)
@@ -153,6 +153,15 @@ def _render(
         markup("</ul>")
     else:
         raise TypeError(f"not a fragment: {fragment!r}")
+
+
+def _to_html_text(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
+
+
+# Short pieces of text recur in reply after reply ("Kudos from ", ": "): escaped once each.
+_SHORT = 40
+_text_html = functools.lru_cache(maxsize=4096)(_to_html_text)
 
 
 @functools.lru_cache(maxsize=4096)  # the same few members are named in reply after reply
