@@ -5,7 +5,9 @@ latency of `!score` and `!top` on a big ledger.
 
 Commands go through the real path of a sync batch (event -> parser -> rules -> ledger entry with
 aggregates -> outbox reply, one pipelined transaction per batch as the sync loop makes them,
-synchronous=FULL); the clock stops when the last batch is durable. The big ledger for the
+synchronous=FULL); the clock stops when the last batch is durable. First it prints a yardstick
+of the machine's speed at the moment: single-row commits per second (the kudos aim was set beside
+≈ 4,800/s of them). The big ledger for the
 read latencies is filled with the same `append` the handlers use. Prints figures; asserts nothing.
 """
 
@@ -23,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosqlite
 
 from bot.app import Bot
 from bot.config import load_config
@@ -90,6 +94,23 @@ async def throughput(folder: Path, commands: int, batch: int) -> None:
     await storage.close()
 
 
+async def single_commits(folder: Path, count: int = 3000) -> None:
+    """One row per transaction through aiosqlite (WAL, synchronous=FULL): a yardstick of this
+    machine's speed at the moment, the figure the kudos aim was set beside (≈ 4,800/s)."""
+    db = await aiosqlite.connect(folder / "yardstick.db", isolation_level=None)
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute("PRAGMA synchronous = FULL")
+    await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    start = time.perf_counter()
+    for _ in range(count):
+        await db.execute("BEGIN IMMEDIATE")
+        await db.execute("INSERT INTO t (v) VALUES (?)", ("x" * 100,))
+        await db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    await db.close()
+    print(f"yardstick: single-row commits through aiosqlite {count / elapsed:,.0f}/s")
+
+
 async def read_latency(folder: Path, entries: int) -> None:
     storage = await Storage.open(folder / "big.db")
     bot = Bot(make_config(folder), storage, client=None, signing_key=bytes(32))
@@ -155,6 +176,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(single_commits(Path(folder)))
         asyncio.run(throughput(Path(folder), args.commands, args.batch))
         asyncio.run(read_latency(Path(folder), args.entries))
     print(f"(cpu count {os.cpu_count()})")
