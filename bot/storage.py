@@ -629,7 +629,8 @@ class Tx:
         """Write out everything deferred and the changed ledger heads: before the commit."""
         if self._doomed is not None:
             raise self._doomed  # whatever a handler made of it, the batch fails with it
-        self._raw  # noqa: B018 (begins a pipelined transaction that has not needed to yet)
+        if not self.begun:  # a pipelined transaction that has not needed the database yet
+            self._begin()
         self._write_out()
         for room in sorted(self.dirty & self.heads.keys()):
             h = self.heads[room]
@@ -1685,26 +1686,25 @@ class Storage:
         self._settle_now()
         raw = self._db._conn
         raw.execute("BEGIN IMMEDIATE")
-        version = int(raw.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._seen_version:
+        if self._notice_other_writers():
             raw.execute("ROLLBACK")
-            self._heads = {}
-            self._committed.clear()
-            self._seen_version = version
             raise StorageError(
                 "another process wrote to the database while this batch was handled; "
                 "the batch has to be handled again"
             )
 
-    def _notice_other_writers(self) -> None:
+    def _notice_other_writers(self) -> bool:
         """Forget the cached heads and aggregates if another process (an operator's `commons
-        rules set`) wrote since we last looked. Under the lock, so run directly (a cheap pragma;
-        our own commits don't change data_version, only other connections' do)."""
+        rules set`) wrote since we last looked, and say whether it did. Under the lock, so run
+        directly (a cheap pragma; our own commits don't change data_version, only other
+        connections' do)."""
         version = int(self._db._conn.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._seen_version:
-            self._heads = {}
-            self._committed.clear()
-            self._seen_version = version
+        if version == self._seen_version:
+            return False
+        self._heads = {}
+        self._committed.clear()
+        self._seen_version = version
+        return True
 
     @asynccontextmanager
     async def write(self, *, pipelined: bool = False) -> AsyncIterator[Tx]:

@@ -34,9 +34,8 @@ from commands.render import (
     italic,
     join_fragments,
     lines,
+    render,
     seq,
-    to_html,
-    to_plain,
     user,
 )
 from consensus.report import (
@@ -275,8 +274,7 @@ def _block(section: Section) -> Fragment:
 
 def _cost(fragment: Fragment) -> int:
     """Bytes a fragment adds to an event's content, in both bodies, with room for joints."""
-    plain = json.dumps(to_plain(fragment), ensure_ascii=False)
-    html = json.dumps(to_html(fragment), ensure_ascii=False)
+    plain, html = (json.dumps(text, ensure_ascii=False) for text in render(fragment))
     return len(plain.encode()) + len(html.encode()) + 32
 
 

@@ -226,13 +226,7 @@ class MerkleFrontier:
         return self._size
 
     def append(self, leaf: bytes) -> None:
-        if len(leaf) != HASH_SIZE:
-            raise ValueError("a leaf hash is 32 bytes")
-        node, n = leaf, self._size
-        while n & 1:  # each trailing 1 bit of the old size is a subtree the new leaf completes
-            node = node_hash(self._subtrees.pop(), node)
-            n >>= 1
-        self._subtrees.append(node)
+        _push(self._subtrees, self._size, leaf)
         self._size += 1
 
     def root(self) -> bytes:
@@ -264,14 +258,20 @@ def frontier_after(size: int, nodes: Sequence[bytes], leaf: bytes) -> tuple[byte
     """The frontier (`MerkleFrontier.nodes`) after appending `leaf` to the frontier of `size`
     leaves with these `nodes`, which must be one (they are not checked again: the ledger head
     appends this way once per entry)."""
+    kept = list(nodes)
+    _push(kept, size, leaf)
+    return tuple(kept)
+
+
+def _push(subtrees: list[bytes], size: int, leaf: bytes) -> None:
+    """Append `leaf` to the subtree roots of a frontier of `size` leaves, in place."""
     if len(leaf) != HASH_SIZE:
         raise ValueError("a leaf hash is 32 bytes")
-    kept, node = list(nodes), leaf
+    node = leaf
     while size & 1:  # each trailing 1 bit of the old size is a subtree the new leaf completes
-        node = node_hash(kept.pop(), node)
+        node = node_hash(subtrees.pop(), node)
         size >>= 1
-    kept.append(node)
-    return tuple(kept)
+    subtrees.append(node)
 
 
 class MerkleTree:
